@@ -1,0 +1,44 @@
+# Two entry points, each sets itself up on a fresh machine:
+#   make demo   train, export, verify parity, benchmark, write plots and demo/report.md
+#   make test   lint, the full test suite, then the runtime tests in a torch-free venv
+PYTHON ?= python3
+VENV := .venv
+RT_VENV := .venv-runtime
+PY := $(VENV)/bin/python
+RT_PY := $(RT_VENV)/bin/python
+
+.PHONY: demo test lint test-full test-runtime clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,plot,dev]'
+	touch $@
+
+# The lean install: numpy + onnxruntime only (plus the test tools), no torch, no onnx.
+$(RT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RT_VENV)
+	$(RT_PY) -m pip install --quiet --upgrade pip
+	$(RT_PY) -m pip install --quiet .
+	du -sm $(RT_VENV) | awk '{print "runtime-only venv (numpy + onnxruntime): " $$1 " MB"}'
+	$(RT_PY) -m pip install --quiet pytest hypothesis
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m ecgae.demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test-full: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+test-runtime: $(VENV)/.installed $(RT_VENV)/.installed
+	rm -rf .test-bundles && $(PY) -m ecgae.export.fixtures .test-bundles
+	cd tests && ECGAE_TEST_BUNDLES=../.test-bundles ../$(RT_VENV)/bin/pytest -p no:cacheprovider \
+		--rootdir=. -c /dev/null --import-mode=importlib -q $(notdir $(wildcard tests/test_runtime*.py))
+
+test: lint test-full test-runtime
+
+clean:
+	rm -rf $(VENV) $(RT_VENV) .test-bundles demo

@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny real-data runs and their bundles, built once per session.
+
+In the torch-free runtime venv, set ECGAE_TEST_BUNDLES to a folder holding ``ae/`` and ``vae/``
+bundles (made by ``python -m ecgae.export.fixtures DIR`` in the full venv); the runtime tests then
+use those and never import torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TINY = dict(data="bundled:ecg5000", epochs=2, batch_size=64, latent_dim=2, seed=0)
+
+
+def _need_torch():
+    return pytest.importorskip("torch", reason="needs the [train] extra")
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """A 2-epoch AE and VAE on the bundled ECG5000 beats (L = 140): about a second each."""
+    _need_torch()
+    from ecgae.training.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for kind in ("ae", "vae"):
+        train(TrainConfig(model=kind, **TINY), root / kind, log=lambda *_: None)
+        runs[kind] = root / kind
+    return runs
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory, request) -> dict[str, Path]:
+    """Exported bundles of the tiny runs (or the prebuilt ones named by ECGAE_TEST_BUNDLES)."""
+    prebuilt = os.environ.get("ECGAE_TEST_BUNDLES")
+    if prebuilt:
+        return {kind: Path(prebuilt) / kind for kind in ("ae", "vae")}
+    runs = request.getfixturevalue("tiny_runs")
+    from ecgae.export import export_run
+
+    root = tmp_path_factory.mktemp("bundles")
+    for kind, run in runs.items():
+        export_run(run, root / kind, log=lambda *_: None)
+    return {kind: root / kind for kind in runs}

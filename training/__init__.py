@@ -1,0 +1,1 @@
+"""ecgae.training"""

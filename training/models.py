@@ -1,0 +1,147 @@
+"""The chapter's 1-D convolutional AE and VAE, kept bit for bit as ``arch="seed"``.
+
+Attribute names (``encoder``, ``bottleneck``, ``decoder_fc``, ``decoder``, ``fc_mu``, ``fc_logvar``)
+match the chapter so its code and state_dicts map one to one. The seed decoder repeats one 16-vector
+L//2 times before a ConvTranspose1d with kernel = stride = L//2, so its output is one L//2-sample
+waveform tiled; that behaviour is pinned by a test and must not be "fixed" here (see ``arch="tiled"``
+in ``decoders.py`` for the corrected decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ENCODER_CHANNELS = 16
+MIN_LENGTH = 6  # smallest L for which the seed decoder's (L//2)**2 samples still cover L
+
+
+def check_length(length: int) -> None:
+    """Refuse lengths the seed architecture cannot represent, with a message that says why."""
+    if not isinstance(length, int) or length < MIN_LENGTH:
+        raise ValueError(
+            f"beat length L: expected an integer >= {MIN_LENGTH} (the seed decoder needs (L//2)**2 >= L), "
+            f"received {length!r}"
+        )
+
+
+def seed_encoder() -> nn.Sequential:
+    """Conv(1,16,k5,s3,p2) BN ReLU MaxPool(2) Conv(16,16,k5,s3,p2) BN ReLU AdaptiveAvgPool(1)."""
+    c = ENCODER_CHANNELS
+    return nn.Sequential(
+        nn.Conv1d(1, c, kernel_size=5, stride=3, padding=2),
+        nn.BatchNorm1d(c),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(c, c, kernel_size=5, stride=3, padding=2),
+        nn.BatchNorm1d(c),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1),
+    )
+
+
+def seed_decoder(length: int) -> nn.Sequential:
+    """ConvTranspose1d(16,16,k=L//2,s=L//2) ReLU ConvTranspose1d(16,1,k=1), as in the chapter."""
+    c, half = ENCODER_CHANNELS, length // 2
+    return nn.Sequential(
+        nn.ConvTranspose1d(c, c, kernel_size=half, stride=half),
+        nn.ReLU(),
+        nn.ConvTranspose1d(c, 1, kernel_size=1),
+    )
+
+
+class _SeedBase(nn.Module):
+    """Shared encoder/decoder plumbing of the seed AE and VAE."""
+
+    kind = ""
+
+    def __init__(self, input_length: int = 450, latent_dim: int = 2):
+        super().__init__()
+        check_length(input_length)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim: expected an integer >= 1, received {latent_dim!r}")
+        self.input_length = input_length
+        self.latent_dim = latent_dim
+        self.encoder = seed_encoder()
+        self.decoder_fc = nn.Linear(latent_dim, ENCODER_CHANNELS)
+        self.decoder = seed_decoder(input_length)
+        self.literal = False  # True: run the chapter's literal decoder (same function, ~200x the work)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder trunk: [B,1,L] -> [B,16]."""
+        return self.encoder(x).view(x.size(0), -1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """[B,latent] -> [B,1,L]; the exact tiled rewrite unless ``self.literal`` is set."""
+        return self.decode_literal(z) if self.literal else self.decode_tiled(z)
+
+    def decode_literal(self, z: torch.Tensor) -> torch.Tensor:
+        """The chapter's decoder as written: repeat to L//2, ConvTranspose (k = s = L//2), crop to L.
+
+        Computes (L//2)**2 samples per channel to keep L: about 13 M multiply-adds per beat at L=450.
+        """
+        h = self.decoder_fc(z).unsqueeze(-1).repeat(1, 1, self.input_length // 2)
+        return self.decoder(h)[:, :, : self.input_length]
+
+    def decode_tiled(self, z: torch.Tensor) -> torch.Tensor:
+        """The same function computed once per beat: every input position of the ConvTranspose holds
+        the same vector, so every L//2-sample output block is identical. Decode one block from a
+        length-1 input with the same layers, then tile it to L (about 60 k multiply-adds per beat).
+        """
+        block = self.decoder(self.decoder_fc(z).unsqueeze(-1))  # [B, 1, L//2]
+        copies = -(-self.input_length // block.shape[-1])
+        return block.repeat(1, 1, copies)[:, :, : self.input_length]
+
+
+class SeedAE(_SeedBase):
+    """The chapter's AE: forward returns (recon, z)."""
+
+    kind = "ae"
+
+    def __init__(self, input_length: int = 450, latent_dim: int = 2):
+        super().__init__(input_length, latent_dim)
+        self.bottleneck = nn.Linear(ENCODER_CHANNELS, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return self.decode(z), z
+
+
+class SeedVAE(_SeedBase):
+    """The chapter's VAE: forward returns (recon, mu, logvar, z)."""
+
+    kind = "vae"
+
+    def __init__(self, input_length: int = 450, latent_dim: int = 2):
+        super().__init__(input_length, latent_dim)
+        self.fc_mu = nn.Linear(ENCODER_CHANNELS, latent_dim)
+        self.fc_logvar = nn.Linear(ENCODER_CHANNELS, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar, z
+
+
+MODELS = {("ae", "seed"): SeedAE, ("vae", "seed"): SeedVAE}
+
+
+def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _SeedBase:
+    """Construct a model by kind ("ae"/"vae") and architecture name."""
+    try:
+        cls = MODELS[(kind, arch)]
+    except KeyError:
+        archs = sorted({a for _, a in MODELS})
+        raise ValueError(f"model: expected kind in ('ae', 'vae') and arch in {archs}, "
+                         f"received kind={kind!r}, arch={arch!r}") from None
+    return cls(length, latent_dim)
