@@ -1,0 +1,36 @@
+"""onnxruntime sessions configured for honest CPU latency: few threads, no spinning, chosen optimization."""
+
+from __future__ import annotations
+
+import os
+
+import onnxruntime as ort
+
+OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def make_session(path: str | os.PathLike, threads: int = 1, optimization: str = "all",
+                 providers: list[str] | None = None) -> ort.InferenceSession:
+    """One InferenceSession, created once and reused; spinning off (it burns CPU and distorts latency).
+
+    ``threads`` is the intra-op thread count; inter-op runs sequentially. ``optimization`` is one of
+    disable / basic / extended / all (ORT_DISABLE_ALL ... ORT_ENABLE_ALL).
+    """
+    if optimization not in OPTIMIZATION:
+        raise ValueError(f"optimization: expected one of {sorted(OPTIMIZATION)}, received {optimization!r}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: expected an integer >= 1, received {threads!r}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = OPTIMIZATION[optimization]
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
