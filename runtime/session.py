@@ -6,6 +6,8 @@ import os
 
 import onnxruntime as ort
 
+from .errors import InputError
+
 OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -22,9 +24,9 @@ def make_session(path: str | os.PathLike, threads: int = 1, optimization: str = 
     disable / basic / extended / all (ORT_DISABLE_ALL ... ORT_ENABLE_ALL).
     """
     if optimization not in OPTIMIZATION:
-        raise ValueError(f"optimization: expected one of {sorted(OPTIMIZATION)}, received {optimization!r}")
+        raise InputError(f"optimization: expected one of {sorted(OPTIMIZATION)}, received {optimization!r}")
     if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads: expected an integer >= 1, received {threads!r}")
+        raise InputError(f"threads: expected an integer >= 1, received {threads!r}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
