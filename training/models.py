@@ -3,8 +3,9 @@
 Attribute names (``encoder``, ``bottleneck``, ``decoder_fc``, ``decoder``, ``fc_mu``, ``fc_logvar``)
 match the chapter so its code and state_dicts map one to one. The seed decoder repeats one 16-vector
 L//2 times before a ConvTranspose1d with kernel = stride = L//2, so its output is one L//2-sample
-waveform tiled; that behaviour is pinned by a test and must not be "fixed" here (see ``arch="tiled"``
-in ``decoders.py`` for the corrected decoder).
+waveform tiled; that behaviour is pinned by a test and must not be "fixed" here. ``arch="upsample"``
+keeps the same encoder and latent and replaces the decoder with one whose output is a genuine
+L-sample waveform.
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ class _SeedBase(nn.Module):
         self.latent_dim = latent_dim
         self.encoder = seed_encoder()
         self.decoder_fc = nn.Linear(latent_dim, ENCODER_CHANNELS)
-        self.decoder = seed_decoder(input_length)
-        self.literal = False  # True: run the chapter's literal decoder (same function, ~200x the work)
+        self.decoder = self.make_decoder(input_length)
+        self.literal = False  # seed arch: True runs the chapter's literal decoder (same function, ~200x the work)
+
+    @staticmethod
+    def make_decoder(length: int) -> nn.Sequential:
+        return seed_decoder(length)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder trunk: [B,1,L] -> [B,16]."""
@@ -133,7 +138,40 @@ class SeedVAE(_SeedBase):
         return self.decode(z), mu, logvar, z
 
 
-MODELS = {("ae", "seed"): SeedAE, ("vae", "seed"): SeedVAE}
+def upsample_decoder(length: int) -> nn.Sequential:
+    """ConvTranspose1d(16,16,k=ceil(L/2)) from length 1, ReLU, ConvTranspose1d(16,1,k=2,s=2) to L.
+
+    The first layer is the seed decoder's block (one learned L/2-sample basis per channel); the second
+    gives every output sample its own weights, so the two halves of the beat are no longer copies.
+    Multiply-adds per beat: 16*16*ceil(L/2) + 16*2*ceil(L/2), about 65 k at L=450.
+    """
+    c, half = ENCODER_CHANNELS, -(-length // 2)
+    return nn.Sequential(
+        nn.ConvTranspose1d(c, c, kernel_size=half),
+        nn.ReLU(),
+        nn.ConvTranspose1d(c, 1, kernel_size=2, stride=2),
+    )
+
+
+class _UpsampleDecoder:
+    """Mixin: the corrected decoder (``arch="upsample"``) in place of the seed decoder."""
+
+    make_decoder = staticmethod(upsample_decoder)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.decoder_fc(z).unsqueeze(-1))[:, :, : self.input_length]
+
+
+class UpsampleAE(_UpsampleDecoder, SeedAE):
+    """Seed encoder and bottleneck, corrected decoder."""
+
+
+class UpsampleVAE(_UpsampleDecoder, SeedVAE):
+    """Seed encoder, fc_mu and fc_logvar, corrected decoder."""
+
+
+MODELS = {("ae", "seed"): SeedAE, ("vae", "seed"): SeedVAE,
+          ("ae", "upsample"): UpsampleAE, ("vae", "upsample"): UpsampleVAE}
 
 
 def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _SeedBase:

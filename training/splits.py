@@ -20,12 +20,12 @@ NAMES = ("train", "val", "test")
 
 
 def _by_record(records: np.ndarray, fractions: tuple[float, ...]) -> dict[str, np.ndarray]:
-    names, counts = np.unique(records, return_counts=True)
-    bounds = np.cumsum(fractions)[:-1] * counts.sum()
-    cum = np.cumsum(counts) - counts / 2  # each record's middle, in beats
-    side = np.searchsorted(bounds, cum)
-    side[: len(fractions)] = np.minimum(side[: len(fractions)], np.arange(len(fractions)))
-    return {n: np.flatnonzero(np.isin(records, names[side == i])) for i, n in enumerate(NAMES)}
+    """Records in sorted order: the last ones to test, the ones before to validation, at least one each."""
+    names = np.unique(records)
+    n_val, n_test = (max(1, round(f * len(names))) for f in fractions[1:])
+    n_train = len(names) - n_val - n_test
+    groups = np.split(names, [n_train, n_train + n_val])
+    return {n: np.flatnonzero(np.isin(records, g)) for n, g in zip(NAMES, groups)}
 
 
 def _by_time(records: np.ndarray, positions: np.ndarray, guard: int, fractions: tuple[float, ...]):
