@@ -80,3 +80,17 @@ def test_evaluation_through_bundle_equals_torch(tiny_runs, bundles, kind):
 def test_evaluate_refuses_what_is_not_a_model(tmp_path):
     with pytest.raises(InputError, match="run directory"):
         evaluate(tmp_path)
+
+
+def test_cli_evaluate_writes_metrics(tiny_runs, tmp_path, capsys):
+    import json
+
+    from ecgae.cli import main
+
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(tiny_runs["ae"]), "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert set(m) == {"model", "data", "reconstruction", "anomaly", "latent_probe"}
+    assert m["reconstruction"]["compression_ratio"] == 70.0 and "auc_all" in m["anomaly"]
+    assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
+    assert "expected a run directory" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
