@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-TINY = dict(data="bundled:ecg5000", epochs=2, batch_size=64, latent_dim=2, seed=0)
-
 
 def _need_torch():
     return pytest.importorskip("torch", reason="needs the [train] extra")
@@ -23,14 +21,9 @@ def _need_torch():
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     """A 2-epoch AE and VAE on the bundled ECG5000 beats (L = 140): about a second each."""
     _need_torch()
-    from ecgae.training.train import TrainConfig, train
+    from ecgae.export.fixtures import train_tiny
 
-    root = tmp_path_factory.mktemp("runs")
-    runs = {}
-    for kind in ("ae", "vae"):
-        train(TrainConfig(model=kind, **TINY), root / kind, log=lambda *_: None)
-        runs[kind] = root / kind
-    return runs
+    return train_tiny(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +33,6 @@ def bundles(tmp_path_factory, request) -> dict[str, Path]:
     if prebuilt:
         return {kind: Path(prebuilt) / kind for kind in ("ae", "vae")}
     runs = request.getfixturevalue("tiny_runs")
-    from ecgae.export import export_run
+    from ecgae.export.fixtures import export_tiny
 
-    root = tmp_path_factory.mktemp("bundles")
-    for kind, run in runs.items():
-        export_run(run, root / kind, log=lambda *_: None)
-    return {kind: root / kind for kind in runs}
+    return export_tiny(runs, tmp_path_factory.mktemp("bundles"))

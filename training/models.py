@@ -94,7 +94,7 @@ class _SeedBase(nn.Module):
         length-1 input with the same layers, then tile it to L (about 60 k multiply-adds per beat).
         """
         block = self.decoder(self.decoder_fc(z).unsqueeze(-1))  # [B, 1, L//2]
-        copies = -(-self.input_length // block.shape[-1])
+        copies = -(-self.input_length // (self.input_length // 2))  # a Python int: no shape ops in the graph
         return block.repeat(1, 1, copies)[:, :, : self.input_length]
 
 
