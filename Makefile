@@ -34,6 +34,7 @@ test-full: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
 test-runtime: $(VENV)/.installed $(RT_VENV)/.installed
+	$(RT_PY) -m pip install --quiet --no-deps --force-reinstall . && rm -rf build
 	rm -rf .test-bundles && $(PY) -m ecgae.export.fixtures .test-bundles
 	cd tests && ECGAE_TEST_BUNDLES=../.test-bundles ../$(RT_VENV)/bin/pytest -p no:cacheprovider \
 		--rootdir=. -c /dev/null --import-mode=importlib -q $(notdir $(wildcard tests/test_runtime*.py))

@@ -1,1 +1,15 @@
-"""ecgae.runtime"""
+"""ecgae.runtime: run an exported ECG autoencoder bundle with numpy + onnxruntime only.
+
+    from ecgae.runtime import Model
+    model = Model.load("bundle/")
+    beats, where = model.beats_from_signal(signal, fs=360)
+    flags = model.is_anomalous(beats)
+"""
+
+from .bundle import FORMAT, FORMAT_VERSION, read_manifest
+from .errors import BundleError, EcgaeError, InputError
+from .model import Model
+from .preprocess import Preprocessing
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "BundleError", "EcgaeError", "InputError", "Model", "Preprocessing",
+           "read_manifest"]

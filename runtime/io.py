@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ def read_array(path: str | os.PathLike, name: str = "input") -> np.ndarray:
         if suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
-            arr = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            with warnings.catch_warnings():  # callers refuse an empty array by its shape; no warning
+                warnings.simplefilter("ignore", UserWarning)
+                arr = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
         else:
             raise InputError(f"{name}: expected a .npy or .csv file, received {path.name!r}")
     except InputError:

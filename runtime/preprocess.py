@@ -61,15 +61,15 @@ class Preprocessing:
             fs, pre = d["sample_rate"], d["window"]["pre"]
             return cls(None if fs is None else float(fs), int(d["window"]["length"]),
                        None if pre is None else int(pre), taps, band, float(norm["eps"]))
-        except (KeyError, TypeError) as e:
-            raise InputError(f"preprocessing spec: missing or malformed field {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"preprocessing spec: missing or malformed field ({type(e).__name__}: {e})") from None
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     """Resample along the last axis by linear interpolation (numpy only; identity when rates match)."""
-    if fs_in <= 0 or fs_out <= 0:
-        raise InputError(f"sample rate: expected > 0, received fs_in={fs_in}, fs_out={fs_out}")
-    if fs_in == fs_out:
+    if not (0 < fs_in < np.inf and 0 < fs_out < np.inf):  # written so that NaN is refused too
+        raise InputError(f"sample rate: expected finite and > 0, received fs_in={fs_in}, fs_out={fs_out}")
+    if fs_in == fs_out or x.shape[-1] == 0:
         return x
     n_in = x.shape[-1]
     n_out = max(1, int(round(n_in * fs_out / fs_in)))
@@ -175,8 +175,12 @@ def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tup
     if x.size < prep.length:
         raise InputError(f"signal: expected at least one window of {prep.length} samples at "
                          f"{prep.sample_rate} Hz, received {x.size}")
+    amplitude = float(np.abs(x).max())
     if prep.taps is not None:
         x = fir_filter(x, prep.taps)
+    if np.ptp(x) <= 1e-6 * amplitude:  # flat (lead off): peaks would be found in rounding noise
+        raise InputError(f"signal: expected at least one detectable heartbeat, received a flat signal "
+                         f"(peak-to-peak {np.ptp(x):.3g} after filtering, |x| up to {amplitude:.3g})")
     peaks = detect_r_peaks(x, prep.sample_rate)
     windows, keep = window_beats(x, peaks, prep.pre, prep.length)
     if len(keep) == 0:

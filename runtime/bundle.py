@@ -1,0 +1,131 @@
+"""Reading and verifying a bundle (docs/bundle.md): refuse unknown formats and tampered files up front,
+so that nothing downstream ever runs a graph the manifest does not vouch for."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BundleError, describe
+from .preprocess import Preprocessing
+
+FORMAT = "ecgae-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KINDS = ("ae", "vae")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in blocks so large graphs need no extra memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _field(manifest: dict, dotted: str, kind: type, bundle: Path):
+    """``manifest[a][b]...`` of the given type, or a BundleError naming the field."""
+    value: object = manifest
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise BundleError(f"bundle {bundle}: {MANIFEST} lacks the field {dotted!r}")
+        value = value[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise BundleError(f"bundle {bundle}: {MANIFEST} field {dotted!r}: expected "
+                          f"{kind.__name__}, received {value!r}")
+    return value
+
+
+def read_manifest(bundle_dir: str | os.PathLike) -> dict:
+    """Parse and check ``manifest.json``: known format and version, the model and graph fields present."""
+    bundle = Path(bundle_dir)
+    path = bundle / MANIFEST
+    if not path.is_file():
+        what = "not a folder" if not bundle.is_dir() else f"no {MANIFEST} in it"
+        raise BundleError(f"bundle: expected a folder holding {MANIFEST}, received {str(bundle)!r} ({what})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"bundle {bundle}: {MANIFEST} is not readable JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle {bundle}: {MANIFEST}: expected a JSON object, received {type(manifest).__name__}")
+    fmt, version = manifest.get("format"), manifest.get("format_version")
+    if fmt != FORMAT or type(version) is not int or version != FORMAT_VERSION:
+        raise BundleError(f"bundle {bundle}: expected format {FORMAT!r} version {FORMAT_VERSION}, received "
+                          f"format {fmt!r} version {version!r}; export the model again with this ecgae "
+                          "or install the ecgae version that wrote it")
+    kind = _field(manifest, "model.kind", str, bundle)
+    if kind not in KINDS:
+        raise BundleError(f"bundle {bundle}: model.kind: expected one of {KINDS}, received {kind!r}")
+    for dotted in ("model.input_length", "model.latent_dim"):
+        if (size := _field(manifest, dotted, int, bundle)) < 1:
+            raise BundleError(f"bundle {bundle}: {dotted}: expected >= 1, received {size}")
+    for graph in ("encoder", "decoder"):
+        for key in ("file", "sha256"):
+            _field(manifest, f"graphs.{graph}.{key}", str, bundle)
+        for key in ("inputs", "outputs"):
+            names = _field(manifest, f"graphs.{graph}.{key}", list, bundle)
+            if not names or not all(isinstance(n, str) for n in names):
+                raise BundleError(f"bundle {bundle}: graphs.{graph}.{key}: expected a non-empty list of "
+                                  f"names, received {names!r}")
+    return manifest
+
+
+def preprocessing(manifest: dict, bundle_dir: str | os.PathLike) -> Preprocessing:
+    """The bundle's Preprocessing, refusing specs that would silently produce wrong beats; a malformed spec
+    is the bundle's fault, so it is a BundleError."""
+    try:
+        prep = Preprocessing.from_dict(_field(manifest, "preprocessing", dict, Path(bundle_dir)))
+    except ValueError as e:  # InputError from from_dict, or a value float()/int() could not convert
+        raise BundleError(f"bundle {bundle_dir}: {MANIFEST} preprocessing: {e}") from None
+    taps = prep.taps
+    problems = {
+        "window.length": (prep.length, prep.length == manifest["model"]["input_length"],
+                          f"the model's input length {manifest['model']['input_length']}"),
+        "sample_rate": (prep.sample_rate, prep.sample_rate is None or 0 < prep.sample_rate < np.inf,
+                        "null or a finite rate > 0"),
+        "window.pre": (prep.pre, prep.pre is None or 0 <= prep.pre < prep.length, f"null or 0 <= pre < {prep.length}"),
+        "filter.taps": (describe(taps),
+                        taps is None or (taps.ndim == 1 and taps.size % 2 == 1 and np.isfinite(taps).all()),
+                        "an odd number of finite coefficients"),
+        "normalisation.eps": (prep.eps, 0 < prep.eps < np.inf, "a finite number > 0"),
+    }
+    for name, (received, ok, expected) in problems.items():
+        if not ok:
+            raise BundleError(f"bundle {bundle_dir}: preprocessing.{name}: expected {expected}, received {received}")
+    return prep
+
+
+def verified_file(bundle_dir: str | os.PathLike, entry: dict, what: str) -> Path:
+    """Path of a file the manifest lists (``{"file", "sha256"}``) after checking it exists and its hash."""
+    bundle = Path(bundle_dir)
+    name, expected = entry.get("file"), entry.get("sha256")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise BundleError(f"bundle {bundle}: {what}.file: expected a file name inside the bundle, received {name!r}")
+    path = bundle / name
+    if not path.is_file():
+        raise BundleError(f"bundle {bundle}: expected {what} file {name!r}, which is missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise BundleError(f"bundle {bundle}: {name} does not match its manifest hash (expected sha256 "
+                          f"{expected}, received {actual}); the file is truncated or was modified, "
+                          "so the bundle is refused: export it again")
+    return path
+
+
+def load_reference(bundle_dir: str | os.PathLike, manifest: dict) -> dict[str, np.ndarray]:
+    """The export-time parity reference (reference.npz), hash-checked and loaded without pickles."""
+    entry = manifest.get("reference")
+    if not isinstance(entry, dict):
+        raise BundleError(f"bundle {bundle_dir}: {MANIFEST} lists no parity reference (field 'reference')")
+    path = verified_file(bundle_dir, entry, "reference")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise BundleError(f"bundle {bundle_dir}: {path.name} is not a readable npz ({e})") from None

@@ -1,0 +1,177 @@
+"""``ecgae encode|reconstruct|score|sample|info``: the runtime commands, numpy + onnxruntime only.
+
+wfdb (for WFDB records) and matplotlib (for --plot) are imported only when asked for, with a clear error
+naming the extra to install when they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from . import validate
+from .errors import EcgaeError, InputError
+from .io import atomic_write_bytes, read_array, write_array
+from .model import Model
+
+ARRAY_SUFFIXES = (".npy", ".csv")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+PLOTTED = 8  # sampled beats drawn by --plot: enough to see variety, few enough to tell apart
+
+OUTPUTS = {
+    "encode": "latents [B, latent] (AE: z; VAE: mu)",
+    "reconstruct": "reconstructed beats [B, L]",
+    "score": "[B, 3] rows of (index, score, flag): index is the R-peak sample for a signal or record "
+             "and the row for beats; score the reconstruction MSE; flag 1 when score > threshold",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """Register the options of sub-command ``name`` (encode, reconstruct, score, sample or info)."""
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder (manifest.json, encoder.onnx, decoder.onnx)")
+    if name in OUTPUTS:
+        parser.add_argument("input", metavar="INPUT",
+                            help="beats, one per row, in .npy or .csv; or a WFDB record (path without extension) "
+                                 "or, with --fs, a 1-D raw signal in .npy/.csv, cut into beats first")
+        parser.add_argument("--out", required=True, metavar="FILE", help=f".npy or .csv: {OUTPUTS[name]}")
+        parser.add_argument("--fs", type=float, metavar="HZ", help="INPUT is a raw single-lead signal at HZ")
+        parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else the first)")
+    if name == "score":
+        parser.add_argument("--threshold", type=float, help="flag threshold (default: the bundle's calibrated one)")
+    if name == "sample":
+        parser.add_argument("-n", type=int, required=True, help="number of beats to draw")
+        parser.add_argument("--seed", type=int, default=0, help="seed of z ~ N(0, I) (default 0: reproducible)")
+        parser.add_argument("--out", required=True, metavar="FILE", help=".npy or .csv: sampled beats [n, L]")
+        parser.add_argument("--plot", metavar="FILE",
+                            help=f"also draw the first {PLOTTED} beats ({', '.join(PLOT_SUFFIXES)})")
+    if name == "info":
+        parser.add_argument("--parity", action="store_true",
+                            help="re-run the bundle's reference beats and compare with the export-time outputs")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed sub-command; errors are the project's own, which ecgae.cli turns into exit code 2."""
+    model = Model.load(args.bundle, threads=args.threads)
+    if args.command == "info":
+        return _info(model, args.parity)
+    if args.command == "sample":
+        beats = model.sample(args.n, seed=args.seed)
+        if args.plot:
+            _plot(beats, Path(args.plot))
+        return _write(args.out, beats)
+    limit = model.decision_threshold(args.threshold) if args.command == "score" else None
+    beats, index = _read_input(model, args)
+    if args.command == "encode":
+        return _write(args.out, model.encode(beats))
+    if args.command == "reconstruct":
+        return _write(args.out, model.reconstruct(beats))
+    scores = model.score(beats)
+    flagged = scores > limit
+    print(f"{int(flagged.sum())} of {len(scores)} beats above the threshold {limit:.6g}")
+    return _write(args.out, np.column_stack([index, scores, flagged]).astype(np.float64))
+
+
+def _write(out: str, arr: np.ndarray) -> int:
+    write_array(out, arr)
+    print(f"wrote {out}: {arr.shape[0]} rows" + (f" x {arr.shape[1]}" if arr.ndim > 1 else ""))
+    return 0
+
+
+def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(beats [B, 1, L] float32, index [B]): the R-peak sample of each beat cut from a signal, else its row."""
+    path = Path(args.input)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        arr = read_array(path, f"INPUT {path}")
+        if args.fs is None:
+            beats = validate.as_beats(arr, model.input_length, f"INPUT {path}")
+            return beats, np.arange(len(beats))
+        signal, fs = arr, args.fs
+    else:
+        if args.fs is not None:
+            raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
+                             f"received --fs {args.fs} with {str(path)!r}")
+        signal, fs = _read_wfdb(path, args.lead)
+    try:
+        beats, index = model.beats_from_signal(signal, fs)
+    except InputError as e:
+        raise InputError(f"INPUT {path}: {e}") from None
+    print(f"{len(beats)} beats cut from {path} ({np.asarray(signal).size} samples at {fs:g} Hz)")
+    return beats, index
+
+
+def _read_wfdb(path: Path, lead: str | None) -> tuple[np.ndarray, float]:
+    """One lead of a WFDB record in physical units, and its sample rate."""
+    record = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat") else path
+    if not record.with_name(record.name + ".hea").is_file():
+        raise InputError(f"INPUT: expected a .npy or .csv file or a WFDB record (RECORD with RECORD.hea beside "
+                         f"it), received {str(path)!r}")
+    try:
+        import wfdb
+    except ImportError:
+        raise InputError(f"INPUT {path}: reading a WFDB record needs the wfdb package, which is not installed: "
+                         "pip install 'ecgae[wfdb]'") from None
+    try:
+        rec = wfdb.rdrecord(str(record))
+    except Exception as e:  # wfdb raises plain ValueError/OSError/... for damaged records
+        reason = " ".join(str(e).split())
+        raise InputError(f"INPUT {path}: cannot read the WFDB record ({type(e).__name__}: {reason})") from None
+    names = list(rec.sig_name or [])
+    if lead is None:
+        channel = names.index("MLII") if "MLII" in names else 0
+    elif lead in names:
+        channel = names.index(lead)
+    elif lead.isdigit() and int(lead) < rec.n_sig:
+        channel = int(lead)
+    else:
+        raise InputError(f"--lead: expected one of {names} or an index below {rec.n_sig}, received {lead!r}")
+    return rec.p_signal[:, channel], float(rec.fs)
+
+
+def _plot(beats: np.ndarray, path: Path) -> None:
+    """Draw the first sampled beats, written atomically; matplotlib only when asked for."""
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(f"--plot: expected a file name ending in {', '.join(PLOT_SUFFIXES)}, received {path.name!r}")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise EcgaeError("--plot: needs matplotlib, which is not installed: pip install 'ecgae[plot]'") from None
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.add_subplot()
+    for i, beat in enumerate(beats[:PLOTTED]):
+        ax.plot(beat, lw=1, label=f"sample {i}")
+    ax.set(xlabel="sample", ylabel="z-scored amplitude", title=f"{len(beats)} beats decoded from z ~ N(0, I)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _info(model: Model, parity: bool) -> int:
+    """Print the manifest summary of a bundle that has passed format and hash checks."""
+    m = model.manifest
+    prep = model.preprocessing
+    anomaly, parity_at_export = (m.get(k) if isinstance(m.get(k), dict) else {} for k in ("anomaly", "parity"))
+    window = "pre-cut beats (no raw-signal windowing)" if prep.pre is None else \
+        f"{prep.length} samples at {prep.sample_rate:g} Hz, {prep.pre} before the R peak"
+    lines = [
+        f"bundle        {model.bundle_dir} (format {m['format']} v{m['format_version']}, "
+        f"created {m.get('created_utc', '?')}); graphs verified by sha256",
+        f"model         {model.kind.upper()}, arch {m['model'].get('arch', '?')}, L = {model.input_length}, "
+        f"latent = {model.latent_dim}, decoder graph {m['model'].get('decoder_graph', '?')}",
+        f"window        {window}",
+        f"filter        {'none' if prep.taps is None else f'{prep.taps.size}-tap zero-phase FIR {prep.band_hz} Hz'}",
+        "anomaly       " + (f"score > {model.threshold:.6g} ({anomaly.get('rule', '?')} of {anomaly.get('score', '?')})"
+                            if model.threshold is not None else "no calibrated threshold"),
+        f"onnx          {m.get('onnx', {})}",
+        f"parity        passed={parity_at_export.get('passed', '?')} at atol {parity_at_export.get('atol', '?')} "
+        "(export time)",
+        f"versions      {m.get('versions', {})}",
+    ]
+    print("\n".join(lines))
+    if parity:
+        diffs = model.check_parity()
+        print("parity now    " + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + " (max |runtime - torch|)")
+    return 0
