@@ -42,7 +42,7 @@ from .graphs import (
     pinned_ir_version,
     to_onnx,
 )
-from .macs import count_macs
+from .macs import graph_macs
 from .parity import bundle_parity, format_table
 
 FORMAT, FORMAT_VERSION = "ecgae-bundle", 1
@@ -191,20 +191,6 @@ def _graph_metadata(model_section: dict, sample_rate: float | None, graph: str) 
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
 
 
-def _decoder_macs(model: nn.Module, latent: int) -> tuple[int, int]:
-    """(rewritten, literal) decoder MACs per beat; equal when the architecture has no literal form."""
-    probe = copy.deepcopy(model)
-    z = torch.zeros(1, latent)
-    if not hasattr(probe, "literal"):
-        macs = count_macs(probe, probe.decode, z)
-        return macs, macs
-    counts = []
-    for literal in (False, True):
-        probe.literal = literal
-        counts.append(count_macs(probe, probe.decode, z))
-    return counts[0], counts[1]
-
-
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -227,8 +213,11 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
     model, cfg, summary, beats = _load_run(run)
     kind, arch, length, latent = cfg["train"]["model"], cfg["train"]["arch"], cfg["length"], cfg["train"]["latent_dim"]
     has_literal = hasattr(model, "literal")
+    if naive and not has_literal:
+        raise InputError(f"--naive: expected a seed-arch run (the only decoder with a literal form), "
+                         f"received arch {arch!r}")
     section = {"kind": kind, "arch": arch, "input_length": length, "latent_dim": latent,
-               "decoder_graph": "rewritten" if has_literal and not naive else "literal"}
+               "decoder_graph": "literal" if naive else "rewritten"}
     prep = cfg["preprocessing"]
 
     deployed = fold_batchnorm(model)
@@ -248,9 +237,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
                  **{name: expected[f"encoder.{name}"][:N_REFERENCE] for name in enc_outputs},
                  "x_hat": expected["reconstruct.x_hat"][:N_REFERENCE],
                  "z_sample": latents[:N_REFERENCE], "x_sample": expected["decoder.x_hat"][:N_REFERENCE]}
-    rewritten_macs, literal_macs = _decoder_macs(model, latent)
-    macs = {"encoder": count_macs(model, model.encode, torch.zeros(1, 1, length)),
-            "decoder": literal_macs if naive else rewritten_macs}
+    macs = {name: graph_macs(data) for name, data in graphs.items()}
+    literal_macs = macs["decoder"]
+    if has_literal and not naive:  # count the chapter's form too, from its own graph
+        literal = copy.deepcopy(deployed)
+        literal.literal = True
+        literal_macs = graph_macs(to_onnx(DecoderGraph(literal), torch.zeros(3, latent), "z", ("x_hat",), opset, {}))
 
     with _staging(out) as tmp:
         for name, data in graphs.items():

@@ -1,49 +1,63 @@
-"""Multiply-accumulate counts of a model's graphs, computed analytically from its layer shapes.
+"""Multiply-accumulate counts per beat, read from an exported ONNX graph itself.
 
-Rule (per beat, bias additions, activations and pooling not counted):
+Counting the graph (not the torch layers) charges exactly what onnxruntime will compute, whatever
+mix of layers and matrix products the torch code used. Rule (bias additions, activations, pooling and
+data movement not counted), with every tensor's shape taken from one run of the graph on a batch of 1:
 - Conv:          output elements x (in_channels / groups) x kernel size
-- ConvTranspose: input elements  x (out_channels / groups) x kernel size (each input sample is
+- ConvTranspose: input elements x (out_channels / groups) x kernel size (each input sample is
                  scattered into ``kernel`` outputs of every output channel of its group)
-- Linear:        output elements x in_features
-Shapes are read from one probe call on a single beat, so the count follows whatever the code computes:
-the literal seed decoder is charged for all (L//2)**2 samples it produces before the crop.
+- Gemm, MatMul:  output elements x the contracted dimension
+The literal seed decoder is so charged for all (L//2)**2 samples it computes before its crop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import torch
-from torch import nn
+import numpy as np
+import onnx
+import onnxruntime as ort
 
-from .fold import CONVS, TRANSPOSED
-
-
-def _layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
-    if isinstance(module, TRANSPOSED):
-        return inp.numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
-    if isinstance(module, CONVS):
-        return out.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
-    return out.numel() * module.in_features
+COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-@torch.no_grad()
-def count_macs(model: nn.Module, fn: Callable[[torch.Tensor], object], example: torch.Tensor) -> int:
-    """MACs of ``fn(example)`` for a batch-of-one ``example``, summed over the Conv/ConvTranspose/Linear
-    layers of ``model`` it calls."""
-    if example.shape[0] != 1:
-        raise ValueError(f"count_macs: expected a batch of one, received shape {tuple(example.shape)}")
-    total = [0]
+def _observed_shapes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Shapes of the counted nodes' operands, from running the graph once on zeros at batch 1."""
+    g = proto.graph
+    shapes = {init.name: tuple(init.dims) for init in g.initializer}
+    wanted = sorted({name for node in g.node if node.op_type in COUNTED
+                     for name in (*node.input[:2], node.output[0]) if name not in shapes})
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in {o.name for o in g.output})
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    feed = {inp.name: np.zeros([1, *inp.shape[1:]], dtype=np.float32)}
+    shapes.update({n: v.shape for n, v in zip(wanted, session.run(wanted, feed))})
+    return shapes
 
-    def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        total[0] += _layer_macs(module, args[0], out)
 
-    counted = CONVS + TRANSPOSED + (nn.Linear,)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
-    try:
-        fn(example)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0]
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def graph_macs(model_bytes: bytes) -> int:
+    """MACs of one beat through a serialized ONNX graph whose first input axis is the batch."""
+    proto = onnx.load_from_string(model_bytes)
+    shapes = _observed_shapes(proto)
+    total = 0
+    for node in proto.graph.node:
+        if node.op_type not in COUNTED:
+            continue
+        a, b, out = (shapes[n] for n in (node.input[0], node.input[1], node.output[0]))
+        if node.op_type == "Conv":
+            total += math.prod(out) * math.prod(b[1:])
+        elif node.op_type == "ConvTranspose":
+            total += math.prod(a) * math.prod(b[1:])
+        elif node.op_type == "Gemm":
+            total += math.prod(out) * (a[0] if _attr(node, "transA", 0) else a[1])
+        else:
+            total += math.prod(out) * a[-1]
+    return total

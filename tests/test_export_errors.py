@@ -113,3 +113,15 @@ def test_cli_prints_one_line_errors(tiny_runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("ecgae export: error: run directory: expected")
     assert issubclass(ParityError, EcgaeError)
+
+
+def test_naive_export_is_refused_for_an_arch_without_a_literal_decoder(tmp_path):
+    from ecgae.training.train import TrainConfig, train
+
+    train(TrainConfig(arch="upsample", data="bundled:ecg5000", epochs=1), tmp_path / "run", log=lambda *_: None)
+    with pytest.raises(InputError, match="--naive: expected a seed-arch run"):
+        export_run(tmp_path / "run", tmp_path / "bundle", naive=True, log=lambda *_: None)
+    assert not (tmp_path / "bundle").exists()
+    m = export_run(tmp_path / "run", tmp_path / "bundle", log=lambda *_: None)
+    assert m["model"]["decoder_graph"] == "rewritten" and m["parity"]["passed"]
+    assert m["graphs"]["decoder"]["macs_per_beat"] == m["graphs"]["decoder"]["macs_per_beat_literal"]

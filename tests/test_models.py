@@ -69,3 +69,23 @@ def test_length_below_minimum_is_refused(length):
 def test_unknown_arch_is_refused():
     with pytest.raises(ValueError, match="arch"):
         build_model("ae", "nope", 450, 2)
+
+
+@pytest.mark.parametrize("arch", ["seed", "upsample"])
+def test_matrix_product_forms_equal_the_conv_transpose_layers(arch):
+    """The fast decode paths compute the decoder's own layers; check them against calling the layers."""
+    torch.manual_seed(3)
+    model = build_model("ae", arch, 141, 2).eval()
+    up, relu, mix = model.decoder
+    z = torch.randn(32, 2)
+    with torch.no_grad():
+        h = relu(up(model.decoder_fc(z).unsqueeze(-1)))
+        expected = mix(h)[:, :, :141]
+        if arch == "seed":
+            expected = expected.repeat(1, 1, 3)[:, :, :141]
+        assert torch.allclose(model.decode(z), expected, atol=1e-6, rtol=0)
+
+
+def test_only_the_seed_arch_has_a_literal_decoder():
+    assert hasattr(build_model("ae", "seed", 450, 2), "literal")
+    assert not hasattr(build_model("vae", "upsample", 450, 2), "literal")

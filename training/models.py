@@ -51,10 +51,35 @@ def seed_decoder(length: int) -> nn.Sequential:
     )
 
 
-class _SeedBase(nn.Module):
-    """Shared encoder/decoder plumbing of the seed AE and VAE."""
+def convtranspose_on_length_one(layer: nn.ConvTranspose1d, h: torch.Tensor) -> torch.Tensor:
+    """``layer`` applied to ``h`` [B,C] as a length-1 input, computed as one matrix product -> [B,O,K].
+
+    On a length-1 input every output sample of a ConvTranspose1d (no padding) is one weight times the
+    input, so the layer is a Linear layer in disguise; written this way it exports as a Gemm, which
+    onnxruntime runs far faster than a ConvTranspose with a kernel hundreds of samples long.
+    """
+    c, o, k = layer.in_channels, layer.out_channels, layer.kernel_size[0]  # Python ints: static in the graph
+    y = torch.matmul(h, layer.weight.reshape(c, o * k)).view(-1, o, k)
+    return y + layer.bias.view(1, o, 1)
+
+
+def convtranspose_no_overlap(layer: nn.ConvTranspose1d, x: torch.Tensor, length: int) -> torch.Tensor:
+    """``layer`` (kernel == stride, no padding) on ``x`` [B,C,length] as a matrix product -> [B,O,length*K].
+
+    Such a layer writes K samples per input position without overlap: out[b, o, n*K + j] =
+    sum_c W[c, o, j] * x[b, c, n] + bias[o]. One MatMul, then an interleave.
+    """
+    c, o, k = layer.in_channels, layer.out_channels, layer.kernel_size[0]
+    y = torch.matmul(layer.weight.permute(1, 2, 0).reshape(o * k, c), x)  # [B, O*K, length]
+    y = y.view(-1, o, k, length).transpose(2, 3).reshape(-1, o, length * k)
+    return y + layer.bias.view(1, o, 1)
+
+
+class _ConvAE(nn.Module):
+    """The seed encoder and ``decoder_fc``; subclasses bring the decoder (``make_decoder``, ``decode``)."""
 
     kind = ""
+    arch = ""
 
     def __init__(self, input_length: int = 450, latent_dim: int = 2):
         super().__init__()
@@ -66,40 +91,14 @@ class _SeedBase(nn.Module):
         self.encoder = seed_encoder()
         self.decoder_fc = nn.Linear(latent_dim, ENCODER_CHANNELS)
         self.decoder = self.make_decoder(input_length)
-        self.literal = False  # seed arch: True runs the chapter's literal decoder (same function, ~200x the work)
-
-    @staticmethod
-    def make_decoder(length: int) -> nn.Sequential:
-        return seed_decoder(length)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder trunk: [B,1,L] -> [B,16]."""
         return self.encoder(x).view(x.size(0), -1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """[B,latent] -> [B,1,L]; the exact tiled rewrite unless ``self.literal`` is set."""
-        return self.decode_literal(z) if self.literal else self.decode_tiled(z)
 
-    def decode_literal(self, z: torch.Tensor) -> torch.Tensor:
-        """The chapter's decoder as written: repeat to L//2, ConvTranspose (k = s = L//2), crop to L.
-
-        Computes (L//2)**2 samples per channel to keep L: about 13 M multiply-adds per beat at L=450.
-        """
-        h = self.decoder_fc(z).unsqueeze(-1).repeat(1, 1, self.input_length // 2)
-        return self.decoder(h)[:, :, : self.input_length]
-
-    def decode_tiled(self, z: torch.Tensor) -> torch.Tensor:
-        """The same function computed once per beat: every input position of the ConvTranspose holds
-        the same vector, so every L//2-sample output block is identical. Decode one block from a
-        length-1 input with the same layers, then tile it to L (about 60 k multiply-adds per beat).
-        """
-        block = self.decoder(self.decoder_fc(z).unsqueeze(-1))  # [B, 1, L//2]
-        copies = -(-self.input_length // (self.input_length // 2))  # a Python int: no shape ops in the graph
-        return block.repeat(1, 1, copies)[:, :, : self.input_length]
-
-
-class SeedAE(_SeedBase):
-    """The chapter's AE: forward returns (recon, z)."""
+class _AE(_ConvAE):
+    """The chapter's AE head: ``bottleneck``; forward returns (recon, z)."""
 
     kind = "ae"
 
@@ -115,8 +114,8 @@ class SeedAE(_SeedBase):
         return self.decode(z), z
 
 
-class SeedVAE(_SeedBase):
-    """The chapter's VAE: forward returns (recon, mu, logvar, z)."""
+class _VAE(_ConvAE):
+    """The chapter's VAE head: ``fc_mu``, ``fc_logvar``; forward returns (recon, mu, logvar, z)."""
 
     kind = "vae"
 
@@ -138,6 +137,46 @@ class SeedVAE(_SeedBase):
         return self.decode(z), mu, logvar, z
 
 
+class _SeedDecoder:
+    """Mixin: the chapter's decoder, literal or through its exact tiled rewrite."""
+
+    arch = "seed"
+    literal = False  # True: run the chapter's literal decoder (same function, ~200x the work)
+    make_decoder = staticmethod(seed_decoder)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """[B,latent] -> [B,1,L]; the exact tiled rewrite unless ``self.literal`` is set."""
+        return self.decode_literal(z) if self.literal else self.decode_tiled(z)
+
+    def decode_literal(self, z: torch.Tensor) -> torch.Tensor:
+        """The chapter's decoder as written: repeat to L//2, ConvTranspose (k = s = L//2), crop to L.
+
+        Computes (L//2)**2 samples per channel to keep L: about 13 M multiply-adds per beat at L=450.
+        """
+        h = self.decoder_fc(z).unsqueeze(-1).repeat(1, 1, self.input_length // 2)
+        return self.decoder(h)[:, :, : self.input_length]
+
+    def decode_tiled(self, z: torch.Tensor) -> torch.Tensor:
+        """The same function computed once per beat: every input position of the ConvTranspose holds
+        the same vector, so every L//2-sample output block is identical. Decode one block (the first
+        ConvTranspose on a length-1 input is a matrix product), then tile it to L: about 60 k
+        multiply-adds per beat.
+        """
+        up, relu, mix = self.decoder
+        h = relu(convtranspose_on_length_one(up, self.decoder_fc(z)))
+        block = convtranspose_no_overlap(mix, h, up.kernel_size[0])
+        copies = -(-self.input_length // (self.input_length // 2))  # a Python int: no shape ops in the graph
+        return block.repeat(1, 1, copies)[:, :, : self.input_length]
+
+
+class SeedAE(_SeedDecoder, _AE):
+    """The chapter's AE: forward returns (recon, z)."""
+
+
+class SeedVAE(_SeedDecoder, _VAE):
+    """The chapter's VAE: forward returns (recon, mu, logvar, z)."""
+
+
 def upsample_decoder(length: int) -> nn.Sequential:
     """ConvTranspose1d(16,16,k=ceil(L/2)) from length 1, ReLU, ConvTranspose1d(16,1,k=2,s=2) to L.
 
@@ -156,25 +195,27 @@ def upsample_decoder(length: int) -> nn.Sequential:
 class _UpsampleDecoder:
     """Mixin: the corrected decoder (``arch="upsample"``) in place of the seed decoder."""
 
+    arch = "upsample"
     make_decoder = staticmethod(upsample_decoder)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.decoder_fc(z).unsqueeze(-1))[:, :, : self.input_length]
+        up, relu, mix = self.decoder
+        h = relu(convtranspose_on_length_one(up, self.decoder_fc(z)))
+        return convtranspose_no_overlap(mix, h, up.kernel_size[0])[:, :, : self.input_length]
 
 
-class UpsampleAE(_UpsampleDecoder, SeedAE):
+class UpsampleAE(_UpsampleDecoder, _AE):
     """Seed encoder and bottleneck, corrected decoder."""
 
 
-class UpsampleVAE(_UpsampleDecoder, SeedVAE):
+class UpsampleVAE(_UpsampleDecoder, _VAE):
     """Seed encoder, fc_mu and fc_logvar, corrected decoder."""
 
 
-MODELS = {("ae", "seed"): SeedAE, ("vae", "seed"): SeedVAE,
-          ("ae", "upsample"): UpsampleAE, ("vae", "upsample"): UpsampleVAE}
+MODELS = {(cls.kind, cls.arch): cls for cls in (SeedAE, SeedVAE, UpsampleAE, UpsampleVAE)}
 
 
-def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _SeedBase:
+def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _ConvAE:
     """Construct a model by kind ("ae"/"vae") and architecture name."""
     try:
         cls = MODELS[(kind, arch)]
