@@ -94,7 +94,7 @@ class _ConvAE(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder trunk: [B,1,L] -> [B,16]."""
-        return self.encoder(x).view(x.size(0), -1)
+        return self.encoder(x).flatten(1)  # the chapter's view(B, -1); exports as one Flatten node
 
 
 class _AE(_ConvAE):
