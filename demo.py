@@ -63,13 +63,17 @@ def _call(args: list[str]) -> None:
         raise SystemExit(f"demo: 'ecgae {args[0]}' failed; see the message above")
 
 
-def train_all(runs: list[Run], root: Path) -> None:
+def train_all(runs: list[Run], root: Path) -> int:
+    """Train every run not finished earlier (resuming interrupted ones); returns how many were trained."""
+    trained = 0
     for r in runs:
         out = root / "runs" / r.name
         if (out / "metrics.json").is_file():
             print(f"\n{r.name}: finished earlier, kept")
             continue
         _call(_train_args(r, out) + (["--resume"] if (out / "checkpoint.pt").is_file() else []))
+        trained += 1
+    return trained
 
 
 def export_all(runs: list[Run], root: Path) -> dict[str, dict]:
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = args.out
     t0 = time.perf_counter()
     runs = plan(args.quick)
-    train_all(runs, root)
+    trained = train_all(runs, root)
     t_train = time.perf_counter() - t0
     manifests = export_all(runs, root)
     print("\nHeld-out evaluation through the runtime (onnxruntime, no torch in the loop):")
@@ -139,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
            "--out", str(root / "samples.npy"), "--plot", str(root / "samples.png")])
     _call(["bench", str(chapter), "--run", str(root / "runs" / runs[0].name), "--out", str(root / "bench")]
           + (["--quick"] if args.quick else []))
-    summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "quick": args.quick,
-               "runs": [asdict(r) for r in runs], "raw_signal": raw}
+    summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,
+               "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw}
     write_json(root / "demo.json", summary | {"evaluation": results})
     from .report import write_report
 

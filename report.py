@@ -76,7 +76,8 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
     raw = summary["raw_signal"]
     parts = [
         "# ecgae demo report",
-        f"Made by `make demo` in {summary['wall_seconds']:.0f} s ({summary['train_seconds']:.0f} s of training), "
+        f"Made by `make demo` in {summary['wall_seconds']:.0f} s ({summary['trained']} of {len(runs)} runs trained "
+        f"in this invocation, {summary['train_seconds']:.0f} s; the others were finished earlier), "
         f"{'quick mode, ' if summary['quick'] else ''}on the bundled beats: MIT-BIH record 100 (lead MLII, "
         "360 Hz, L = 450) and ECG5000 (L = 140). Every figure below is measured on held-out beats: the last "
         "contiguous 15% of the MIT-BIH record (beats near the block edges dropped), and every 20 ECG5000 rows "
