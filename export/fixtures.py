@@ -13,7 +13,7 @@ from pathlib import Path
 from ..training.train import TrainConfig, train
 from .bundle import export_run
 
-TINY = dict(data="bundled:ecg5000", epochs=2, batch_size=64, latent_dim=2, seed=0)
+TINY = dict(arch="seed", data="bundled:ecg5000", epochs=2, batch_size=64, latent_dim=2, seed=0)
 KINDS = ("ae", "vae")
 
 

@@ -27,13 +27,14 @@ def test_loss_falls_on_real_mitdb_beats(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
-def test_same_seed_same_weights(tmp_path, kind):
-    cfg = TrainConfig(model=kind, data="bundled:ecg5000", epochs=2, seed=3)
+@pytest.mark.parametrize("arch", ["seed", "upsample"])
+def test_same_seed_same_weights(tmp_path, kind, arch):
+    cfg = TrainConfig(model=kind, arch=arch, data="bundled:ecg5000", epochs=2, seed=3)
     train(cfg, tmp_path / "a", **QUIET)
     train(cfg, tmp_path / "b", **QUIET)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    train(TrainConfig(model=kind, data="bundled:ecg5000", epochs=2, seed=4), tmp_path / "c", **QUIET)
+    train(TrainConfig(model=kind, arch=arch, data="bundled:ecg5000", epochs=2, seed=4), tmp_path / "c", **QUIET)
     assert not all(torch.equal(wa[k], v) for k, v in _weights(tmp_path / "c").items())
 
 
