@@ -5,7 +5,6 @@ latency.png. Absolute times belong to the machine; the ratios between peers are 
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,11 +32,9 @@ SCHEMA_VERSION = 1
 def _held_out_beats(run: Path, cfg: dict, n: int) -> np.ndarray:
     """The run's test-split beats [n,1,L]: never seen in training."""
     from ..training.datasets import load_beats
+    from ..training.train import read_run_json
 
-    split = run / "split.json"
-    if not split.is_file():
-        raise InputError(f"--run: expected {split} (the run's held-out beats), which is missing")
-    test = np.asarray(json.loads(split.read_text())["test"], dtype=np.int64)
+    test = np.asarray(read_run_json(run, "split.json")["test"], dtype=np.int64)
     return load_beats(cfg["train"]["data"], cfg["train"]["length"]).beats[test[:n], None, :]
 
 

@@ -69,13 +69,10 @@ def torch_peer(model: object, threads: int, name: str, ops: tuple[str, ...] = OP
     """torch eager on ``threads`` intra-op threads; each call runs under no_grad, as an application would."""
     import torch
 
-    def first(out: object) -> object:
-        return out[0] if isinstance(out, tuple) else out
-
     every = {
         "encode": lambda x: model.encode(torch.from_numpy(x)),
         "decode": lambda z: model.decode(torch.from_numpy(z)),
-        "reconstruct": lambda x: model.decode(first(model.encode(torch.from_numpy(x)))),
+        "reconstruct": lambda x: model.decode(model.latent(torch.from_numpy(x))),
     }
     return Peer(name, threads, {op: torch.no_grad()(every[op]) for op in ops},
                 activate=lambda: torch.set_num_threads(threads))

@@ -31,7 +31,7 @@ from torch import nn
 from ..runtime.errors import EcgaeError, InputError
 from ..runtime.io import atomic_write_bytes, write_json
 from ..training.datasets import load_beats
-from ..training.train import load_model
+from ..training.train import load_model, read_run_json
 from .fold import fold_batchnorm
 from .graphs import (
     ENCODER_OUTPUTS,
@@ -74,16 +74,6 @@ def torch_outputs(model: nn.Module, kind: str, beats: np.ndarray, latents: np.nd
     return out
 
 
-def _read_json(run: Path, name: str) -> dict:
-    path = run / name
-    if not path.is_file():
-        raise InputError(f"run {run}: expected {name}, which is missing")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"run {run}: {name} is not valid JSON ({e})") from None
-
-
 def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray]:
     """Model, config, metrics summary and held-out beats [N,1,L] (the run's test split) of a run directory."""
     if not run.is_dir():
@@ -91,8 +81,8 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray]:
     try:
         model, cfg = load_model(run)
         kind, data, length = cfg["train"]["model"], cfg["train"]["data"], cfg["train"]["length"]
-        test = np.asarray(_read_json(run, "split.json")["test"], dtype=np.int64)
-        metrics = _read_json(run, "metrics.json")
+        test = np.asarray(read_run_json(run, "split.json")["test"], dtype=np.int64)
+        metrics = read_run_json(run, "metrics.json")
         summary = {"anomaly": metrics["anomaly"], "last_epoch": metrics["epochs"][-1],
                    "test_recon_mse": metrics["test_recon_mse"]}
     except KeyError as e:

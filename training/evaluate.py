@@ -13,7 +13,6 @@ Labels are used here only, never in training's loss.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +42,14 @@ class Backend:
 def _torch_backend(run: Path) -> Backend:
     import torch
 
-    from .train import load_model, reconstruct
+    from .train import load_model, read_run_json, reconstruct
 
     model, cfg = load_model(run)
-    threshold = json.loads((run / "metrics.json").read_text())["anomaly"]["threshold"]
+    threshold = read_run_json(run, "metrics.json")["anomaly"]["threshold"]
 
     @torch.no_grad()
     def latents(beats: np.ndarray) -> np.ndarray:
-        z = model.encode(torch.from_numpy(beats).unsqueeze(1))
-        return (z[0] if isinstance(z, tuple) else z).numpy()
+        return model.latent(torch.from_numpy(beats).unsqueeze(1)).numpy()
 
     t = cfg["train"]
     return Backend("torch", t["model"], t["arch"], t["latent_dim"], cfg["length"], threshold, t["data"],

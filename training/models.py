@@ -109,6 +109,10 @@ class _AE(_ConvAE):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.bottleneck(self.features(x))
 
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic latent a deployed model encodes to: z."""
+        return self.encode(x)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
         return self.decode(z), z
@@ -127,6 +131,10 @@ class _VAE(_ConvAE):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
         return self.fc_mu(h), self.fc_logvar(h)
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic latent a deployed model encodes to: the posterior mean mu."""
+        return self.encode(x)[0]
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)

@@ -5,7 +5,6 @@ beats generated from z ~ N(0, I) (VAE), and the loss curves. Each is written as 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,7 @@ import torch  # noqa: E402
 
 from ..runtime.io import atomic_write_bytes  # noqa: E402
 from .datasets import load_beats  # noqa: E402
-from .train import load_model, reconstruct  # noqa: E402
+from .train import load_model, read_run_json, reconstruct  # noqa: E402
 
 
 def save_figure(fig, folder: Path, stem: str) -> list[Path]:
@@ -58,13 +57,12 @@ def plot_run(run: Path) -> list[Path]:
     run = Path(run)
     model, cfg = load_model(run)
     bs = load_beats(cfg["train"]["data"], cfg["train"]["length"])
-    split = json.loads((run / "split.json").read_text())
+    split = read_run_json(run, "split.json")
     test = np.asarray(split["test"], dtype=np.int64)
     title = f"{cfg['train']['model'].upper()} ({cfg['train']['arch']}), {bs.source}"
     paths: list[Path] = []
 
-    z = model.encode(torch.from_numpy(bs.beats).unsqueeze(1))
-    z = (z[0] if isinstance(z, tuple) else z).numpy()
+    z = model.latent(torch.from_numpy(bs.beats).unsqueeze(1)).numpy()
     points, axis = project_2d(z)
     fig, ax = plt.subplots(figsize=(6, 5))
     scatter_by_class(ax, points, bs.labels, bs.normal_label)
@@ -91,7 +89,7 @@ def plot_run(run: Path) -> list[Path]:
         fig.suptitle(f"Beats decoded from z ~ N(0, I): {title}")
         paths += save_figure(fig, run, "samples")
 
-    hist = json.loads((run / "metrics.json").read_text())["epochs"]
+    hist = read_run_json(run, "metrics.json")["epochs"]
     epochs = [h["epoch"] for h in hist]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(epochs, [h["recon"] for h in hist], label="train recon (MSE)")

@@ -76,8 +76,7 @@ def reconstruct(model: torch.nn.Module, beats: np.ndarray, batch: int = 1024) ->
     out = []
     for i in range(0, len(beats), batch):
         x = torch.from_numpy(beats[i : i + batch]).unsqueeze(1)
-        z = model.encode(x)
-        out.append(model.decode(z[0] if isinstance(z, tuple) else z).squeeze(1).numpy())
+        out.append(model.decode(model.latent(x)).squeeze(1).numpy())
     return np.concatenate(out) if out else np.zeros((0, beats.shape[-1]), np.float32)
 
 
@@ -150,14 +149,19 @@ def load_checkpoint(run: Path) -> dict:
         raise InputError(f"run {run}: {CHECKPOINT} is unreadable or corrupt ({type(e).__name__}: {e})") from None
 
 
-def load_config(run: Path) -> dict:
-    path = Path(run) / "config.json"
+def read_run_json(run: Path, name: str) -> dict:
+    """One of a run's JSON files (config, split, metrics), with a clear error when missing or corrupt."""
+    path = Path(run) / name
     if not path.is_file():
-        raise InputError(f"run {run}: expected config.json, which is missing (is this a run directory?)")
+        raise InputError(f"run {run}: expected {name}, which is missing (is this a run directory?)")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"run {run}: config.json is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"run {run}: {name} is not valid JSON ({e})") from None
+
+
+def load_config(run: Path) -> dict:
+    return read_run_json(run, "config.json")
 
 
 def load_model(run: Path) -> tuple[torch.nn.Module, dict]:
