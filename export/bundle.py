@@ -32,6 +32,7 @@ from ..runtime.errors import EcgaeError, InputError
 from ..runtime.io import atomic_write_bytes, write_json
 from ..training.datasets import load_beats
 from ..training.train import load_model, read_run_json
+from .conv2d import as_2d
 from .fold import fold_batchnorm
 from .graphs import (
     ENCODER_OUTPUTS,
@@ -211,6 +212,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
     prep = cfg["preprocessing"]
 
     deployed = fold_batchnorm(model)
+    deployed.encoder = as_2d(deployed.encoder)
     if has_literal:
         deployed.literal = naive
     log(f"Exporting {kind}/{arch} (L={length}, latent={latent}, {section['decoder_graph']} decoder), opset {opset}")

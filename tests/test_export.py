@@ -198,3 +198,26 @@ def test_rewritten_decoder_graph_computes_one_block(bundles):
     ops = [n.op_type for n in proto.graph.node]
     assert "ConvTranspose" not in ops and ops.index("MatMul") < ops.index("Tile")
     assert graph_macs(proto.SerializeToString()) == 2 * 16 + 16 * 16 * 70 + 16 * 70
+
+
+def test_encoder_2d_form_equals_the_1d_stack():
+    from ecgae.export.conv2d import as_2d
+    from ecgae.runtime.errors import EcgaeError
+    from ecgae.training.models import build_model
+    from torch import nn
+
+    torch.manual_seed(5)
+    folded = fold_batchnorm(build_model("vae", "seed", 450, 2).eval())
+    x = torch.randn(7, 1, 450)
+    with torch.no_grad():
+        assert torch.allclose(as_2d(folded.encoder)(x), folded.encoder(x), atol=1e-6, rtol=0)
+    with pytest.raises(EcgaeError, match="BatchNorm1d"):
+        as_2d(nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4)))
+
+
+def test_exported_encoder_runs_2d_kernels(bundles):
+    ops = [n.op_type for n in onnx.load(bundles["ae"] / "encoder.onnx").graph.node]
+    assert ops.count("Conv") == 2 and "MaxPool" in ops and "BatchNormalization" not in ops
+    kernel = next(a for n in onnx.load(bundles["ae"] / "encoder.onnx").graph.node if n.op_type == "Conv"
+                  for a in n.attribute if a.name == "kernel_shape")
+    assert list(kernel.ints) == [1, 5]
