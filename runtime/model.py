@@ -20,7 +20,8 @@ from .preprocess import Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
 from .session import make_session
 
-CHUNK = 4096  # beats per onnxruntime call: bounds the activations' memory whatever the batch size
+CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
+# the throughput of 4096-beat calls on 4096 beats, measured on a 2-core Xeon
 ROLE = {"encoder": "beats", "decoder": "z"}  # what callers call each graph's input, for error messages
 MAX_SAMPLE_BYTES = 1 << 31  # sample() output cap: a typo'd n should be refused, not exhaust memory
 
