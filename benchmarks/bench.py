@@ -5,6 +5,7 @@ latency.png. Absolute times belong to the machine; the ratios between peers are 
 
 from __future__ import annotations
 
+import copy
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime import Model, read_manifest
+from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
 from . import memory, parity, report, roofline, targets
@@ -48,7 +49,7 @@ def _torch_models(run: Path, manifest: dict) -> tuple[object, object, dict]:
     if exported is not None and exported != cfg["train"]:
         raise InputError(f"--run: expected the run the bundle was exported from (training config {exported}), "
                          f"received {run} with {cfg['train']}")
-    literal, _ = load_model(run)
+    literal = copy.deepcopy(model)
     literal.literal = True
     return model, literal, cfg
 
@@ -84,10 +85,10 @@ def _torch_threads_kept() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _batch_inputs(beats: np.ndarray, bundle: Path, size: int) -> dict[str, np.ndarray]:
+def _batch_inputs(beats: np.ndarray, model: Model, size: int) -> dict[str, np.ndarray]:
     """Real beats tiled to the largest batch, and their latents (the bundle's encoding of them)."""
     x = np.ascontiguousarray(np.resize(beats.astype(np.float32), (size, *beats.shape[1:])))
-    return {"x": x, "z": np.ascontiguousarray(Model.load(bundle).encode(x))}
+    return {"x": x, "z": np.ascontiguousarray(model.encode(x))}
 
 
 def _settings_record(s: Settings, quick: bool) -> dict:
@@ -103,13 +104,13 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
               log: Callable[..., object] = print) -> dict:
     """Benchmark ``bundle`` (and, with ``run``, torch and the naive decoder) and write the report to ``out``."""
     bundle, out, s = Path(bundle), Path(out), QUICK if quick else FULL
-    Model.load(bundle)  # hash-checked: refuse a damaged bundle before spending minutes on it
+    model = Model.load(bundle)  # hash-checked: refuse a damaged bundle before spending minutes on it
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"--out: expected a folder that can be written, received {str(out)!r} "
                          f"({e.strerror or e})") from None
-    manifest, machine, seconds = read_manifest(bundle), describe_machine(), {}
+    manifest, machine, seconds = model.manifest, describe_machine(), {}
     info, naive_manifest = manifest["model"], None
     with tempfile.TemporaryDirectory(prefix="ecgae-bench-") as tmp:
         peers_for: list[Callable[[int], list[Peer]]] = [lambda t: [ort_peer(bundle, t), runtime_peer(bundle, t)]]
@@ -119,7 +120,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
             run = Path(run)
             reference, naive_manifest, torch_peers = _torch_side(run, manifest, s, Path(tmp), seconds, log)
             peers_for.append(torch_peers)
-        inputs = _batch_inputs(reference["beats"], bundle, max(s.batches))
+        inputs = _batch_inputs(reference["beats"], model, max(s.batches))
         log(f"Timing ({'quick' if quick else 'full'}): {s.latency_calls} calls at batch 1, batches {list(s.batches)},"
             f" threads {list(s.threads)}")
         latency, rates, skipped, names = [], [], [], {}

@@ -14,8 +14,6 @@ import numpy as np
 from ..export.parity import LEVELS, bundle_outputs, error_stats
 from ..runtime.bundle import load_reference
 
-LATENT_SEED = 0
-
 
 def reference_from_bundle(bundle_dir: Path, manifest: dict) -> dict:
     """Beats, latents and torch's outputs for them, as the bundle's export stored them."""
@@ -28,7 +26,7 @@ def reference_from_bundle(bundle_dir: Path, manifest: dict) -> dict:
 
 def reference_from_torch(model: object, kind: str, beats: np.ndarray, n_latents: int) -> dict:
     """torch's outputs now, with the chapter's literal decoder, for held-out beats and N(0, I) latents."""
-    from ..export.bundle import reference_model, torch_outputs
+    from ..export.bundle import LATENT_SEED, reference_model, torch_outputs
 
     latents = np.random.default_rng(LATENT_SEED).standard_normal((n_latents, model.latent_dim)).astype(np.float32)
     return {"source": "torch eager now, literal decoder, run's held-out (test) beats", "beats": beats,
