@@ -228,7 +228,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
         _save_checkpoint(out, model, opt, epoch, history)
     model.eval()
     normal = train_idx[bs.labels[train_idx] == bs.normal_label]
-    normal = normal if len(normal) else train_idx
+    labelled = len(normal) > 0
+    if not labelled:  # unlabelled data: every training beat stands for normal
+        normal = train_idx
     threshold = threshold_from_scores(beat_scores(model, bs.beats[normal]), cfg.threshold_rule)
     test_scores = beat_scores(model, bs.beats[parts["test"]])
     metrics = {
@@ -237,7 +239,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
         "test_recon_mse": float(test_scores.mean()),
         "anomaly": {"score": "per-beat reconstruction MSE", "rule": cfg.threshold_rule,
                     "threshold": threshold, "calibrated_on": f"{len(normal)} training-split beats"
-                    + (f" labelled {bs.normal_label!r}" if len(normal) != len(train_idx) else "")},
+                    + (f" labelled {bs.normal_label!r}" if labelled else " (unlabelled: all of them)")},
     }
     write_json(out / "metrics.json", metrics)
     return metrics
