@@ -16,6 +16,7 @@ COMMANDS = {
     "export": ("ecgae.export.cli", "export a trained run to an ONNX bundle"),
     "evaluate": ("ecgae.training.cli_evaluate", "held-out metrics of a run or bundle"),
     "bench": ("ecgae.benchmarks.cli", "latency, throughput and parity benchmark of a bundle"),
+    "detect-eval": ("ecgae.benchmarks.cli_detect", "beat detection vs reference annotations of WFDB records"),
     "encode": ("ecgae.runtime.cli", "beats -> latents"),
     "reconstruct": ("ecgae.runtime.cli", "beats -> reconstructed beats"),
     "score": ("ecgae.runtime.cli", "beats -> anomaly scores and flags"),

@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import memory, parity, report, roofline, targets
+from . import detection, memory, parity, report, roofline, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -140,6 +140,10 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         matmul = roofline.matmul_reference(s.matmul_n, s.matmul_repeats)
     with timed(seconds, "memory_probe"):
         peak = memory.runtime_peak_rss(bundle, s.memory_beats, s.memory_chunk)
+    if model.preprocessing.sample_rate is not None:  # a model of raw ECG: how it finds the beats
+        log("Beat detection: record-100 conditions, synthetic ventricular beats, XQRS agreement, raw -> scores")
+        with timed(seconds, "detector"):
+            detector = detection.measure(model, quick)
     graphs = manifest["graphs"]
     macs = {"encoder": graphs["encoder"]["macs_per_beat"], "decoder": graphs["decoder"]["macs_per_beat"],
             "decoder_literal": graphs["decoder"].get("macs_per_beat_literal", graphs["decoder"]["macs_per_beat"])}
@@ -163,6 +167,8 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         "memory": {"runtime_only": peak, "bench_process_peak_mb": memory.vm_hwm_mb()},
         "phase_seconds": seconds,
     }
+    if model.preprocessing.sample_rate is not None:
+        result["detector"] = detector
     result["targets"] = targets.evaluate(result)
     write_json(out / "bench.json", result)
     plotted = report.plot(result, out / "latency.png")

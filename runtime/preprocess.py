@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .detector import detect_r_peaks
 from .errors import InputError
 
 NORMALISATION = "zscore_per_beat"
@@ -88,27 +89,47 @@ def resample_beats(beats: np.ndarray, length: int) -> np.ndarray:
     return resample(beats, float(n), float(length))
 
 
+def design_bandpass(fs: float, band: tuple[float, float], seconds: float = 2.0) -> np.ndarray:
+    """Linear-phase band-pass FIR of about ``seconds`` (odd length): a Hamming-windowed ideal band-pass,
+    scaled to unit gain at the band's centre; the same taps as scipy.signal.firwin's defaults, in numpy so
+    that a device can design the filter for any rate."""
+    low, high = (2.0 * f / fs for f in band)  # as fractions of Nyquist
+    if not 0.0 < low < high < 1.0:
+        raise InputError(f"band: expected 0 < low < high < fs / 2 = {fs / 2:g} Hz, received {band}")
+    n = int(seconds * fs) | 1
+    m = np.arange(n) - (n - 1) / 2
+    h = (high * np.sinc(high * m) - low * np.sinc(low * m)) * np.hamming(n)
+    return h / np.sum(h * np.cos(np.pi * m * (low + high) / 2))
+
+
+FFT_BLOCK = 8192  # overlap-save block: 8x faster than one FFT of a 30-minute record, same result to 1e-15
+
+
 def fir_filter(signal: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Zero-phase FIR filtering by FFT convolution with edge padding; output length = input length.
+    """Zero-phase FIR filtering by overlap-save FFT convolution with edge padding; output length = input.
 
     Linear-phase taps of odd length delay by (len-1)/2 samples; the centred slice removes that delay.
     """
     x = np.asarray(signal, dtype=np.float64)
     h = np.asarray(taps, dtype=np.float64)
-    half = (h.size - 1) // 2
-    xp = np.pad(x, (half, half), mode="edge")
-    n = xp.size + h.size - 1
-    nfft = 1 << (n - 1).bit_length()
-    y = np.fft.irfft(np.fft.rfft(xp, nfft) * np.fft.rfft(h, nfft), nfft)
-    return y[2 * half : 2 * half + x.size]
+    m, half = h.size, (h.size - 1) // 2
+    nfft = max(FFT_BLOCK, 1 << (2 * m - 1).bit_length())
+    step = nfft - m + 1
+    blocks = -(-(x.size + m - 1) // step)
+    xp = np.empty(blocks * step + m - 1)  # edge-padded: m - 1 samples of past for the first output
+    xp[: m - 1], xp[m - 1 : m - 1 + x.size], xp[m - 1 + x.size :] = x[0], x, x[-1]
+    frames = np.lib.stride_tricks.sliding_window_view(xp, nfft)[::step]
+    y = np.fft.irfft(np.fft.rfft(frames, axis=1) * np.fft.rfft(h, nfft), nfft, axis=1)[:, m - 1 :]
+    return y.reshape(-1)[half : half + x.size]
 
 
 def normalise_beats(beats: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Per-beat z-score: amplitude and offset vary by device and electrode; shape is what we model."""
     b = np.asarray(beats, dtype=np.float64)
-    mean = b.mean(axis=-1, keepdims=True)
-    std = b.std(axis=-1, keepdims=True)
-    return ((b - mean) / np.maximum(std, eps)).astype(np.float32)
+    centred = b - b.mean(axis=-1, keepdims=True)
+    std = np.sqrt(np.einsum("...i,...i->...", centred, centred) / b.shape[-1])[..., None]  # one pass, no temporary
+    centred *= 1.0 / np.maximum(std, eps)
+    return centred.astype(np.float32)
 
 
 def window_beats(signal: np.ndarray, peaks: np.ndarray, pre: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,41 +145,11 @@ def window_beats(signal: np.ndarray, peaks: np.ndarray, pre: int, length: int) -
     return signal[idx], keep
 
 
-def detect_r_peaks(filtered: np.ndarray, fs: float) -> np.ndarray:
-    """R peaks of a band-passed single-lead ECG with upright R waves (Pan-Tompkins style, numpy only).
+def conditioned(signal: np.ndarray, fs: float, prep: Preprocessing) -> np.ndarray:
+    """Raw single-lead ECG -> the model-rate, band-passed float64 signal that detection and windows use.
 
-    Energy of the derivative, integrated over 150 ms, marks QRS complexes; a threshold at 30% of the
-    median 2-second maximum rejects T waves and noise; a 250 ms refractory period keeps one peak per
-    beat; each detection is moved to the signal maximum within 100 ms.
-    """
-    x = np.asarray(filtered, dtype=np.float64)
-    d = np.diff(x, prepend=x[0])
-    win = max(1, int(round(0.15 * fs)))
-    mwi = np.convolve(d * d, np.ones(win) / win, mode="same")
-    block = max(1, int(round(2.0 * fs)))
-    n_blocks = mwi.size // block
-    if n_blocks == 0:
-        return np.zeros(0, dtype=np.int64)
-    threshold = 0.3 * np.median(mwi[: n_blocks * block].reshape(n_blocks, block).max(axis=1))
-    is_max = (mwi[1:-1] > mwi[:-2]) & (mwi[1:-1] >= mwi[2:]) & (mwi[1:-1] > threshold)
-    candidates = np.flatnonzero(is_max) + 1
-    refractory = int(round(0.25 * fs))
-    chosen: list[int] = []
-    for c in candidates[np.argsort(-mwi[candidates], kind="stable")]:
-        j = np.searchsorted(chosen, c)
-        if (j > 0 and c - chosen[j - 1] < refractory) or (j < len(chosen) and chosen[j] - c < refractory):
-            continue
-        chosen.insert(j, int(c))
-    search = int(round(0.1 * fs))
-    peaks = [max(0, c - search) + int(np.argmax(x[max(0, c - search) : c + search + 1])) for c in chosen]
-    return np.unique(np.asarray(peaks, dtype=np.int64))
-
-
-def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
-    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input).
-
-    Applies the bundle's own steps: resample to the model's rate, filter, detect R peaks, window,
-    normalise. Raises InputError for non-finite data, a signal shorter than one window, or no beats.
+    Raises InputError for a model without raw-signal preprocessing, non-numeric, non-1-D or non-finite
+    data, a signal shorter than one window, or a flat one (lead off).
     """
     if prep.sample_rate is None or prep.pre is None:
         raise InputError("signal: this model was trained on pre-cut beats (no sample rate or window "
@@ -181,10 +172,30 @@ def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tup
     if np.ptp(x) <= 1e-6 * amplitude:  # flat (lead off): peaks would be found in rounding noise
         raise InputError(f"signal: expected at least one detectable heartbeat, received a flat signal "
                          f"(peak-to-peak {np.ptp(x):.3g} after filtering, |x| up to {amplitude:.3g})")
+    return x
+
+
+def _input_index(peaks: np.ndarray, fs: float, prep: Preprocessing) -> np.ndarray:
+    """Model-rate sample indices -> indices in the caller's signal at ``fs``."""
+    return np.round(peaks * (float(fs) / prep.sample_rate)).astype(np.int64)
+
+
+def r_peaks(signal: np.ndarray, fs: float, prep: Preprocessing) -> np.ndarray:
+    """R-peak sample indices in ``signal``, found exactly as ``beats_from_signal`` finds them."""
+    x = conditioned(signal, fs, prep)
+    return _input_index(detect_r_peaks(x, prep.sample_rate), fs, prep)
+
+
+def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input).
+
+    Applies the bundle's own steps: resample to the model's rate, filter, detect R peaks, window,
+    normalise. Raises InputError as ``conditioned`` does, and when no beat has a full window.
+    """
+    x = conditioned(signal, fs, prep)
     peaks = detect_r_peaks(x, prep.sample_rate)
     windows, keep = window_beats(x, peaks, prep.pre, prep.length)
     if len(keep) == 0:
         raise InputError(f"signal: expected at least one detectable heartbeat with a full window, "
                          f"received {x.size} samples with {len(peaks)} R peaks, none windowable")
-    scale = float(fs) / prep.sample_rate
-    return normalise_beats(windows, prep.eps), np.round(peaks[keep] * scale).astype(np.int64)
+    return normalise_beats(windows, prep.eps), _input_index(peaks[keep], fs, prep)

@@ -20,20 +20,13 @@ import numpy as np
 import pytest
 from ecgae.cli import main
 from ecgae.runtime import BundleError, InputError, Model, Preprocessing
-from ecgae.runtime.preprocess import beats_from_signal, resample
+from ecgae.runtime.preprocess import beats_from_signal, design_bandpass, resample
 
 KINDS = ("ae", "vae")
 MODEL_RATE = 112.0  # Hz: puts 1.25 s of ECG in the test bundles' 140-sample window, as 450 at 360 Hz
 
 
 # ---------------------------------------------------------------- helpers and fixtures
-
-
-def bandpass_taps(fs: float, lo: float = 0.5, hi: float = 40.0) -> np.ndarray:
-    """Hamming-windowed sinc band-pass, about 2 s, odd and symmetric: numpy stands in for scipy's firwin."""
-    n = int(2 * fs) | 1
-    t = np.arange(n) - (n - 1) / 2
-    return ((2 * hi / fs) * np.sinc(2 * hi / fs * t) - (2 * lo / fs) * np.sinc(2 * lo / fs * t)) * np.hamming(n)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +61,7 @@ def models(bundles) -> dict[str, Model]:
 @pytest.fixture(scope="module")
 def signal_bundle(bundles, tmp_path_factory) -> Path:
     """The AE bundle declared as trained on raw ECG at MODEL_RATE: window of 140 with 47 before the R peak."""
-    prep = Preprocessing(MODEL_RATE, 140, 47, bandpass_taps(MODEL_RATE), (0.5, 40.0))
+    prep = Preprocessing(MODEL_RATE, 140, 47, design_bandpass(MODEL_RATE, (0.5, 40.0)), (0.5, 40.0))
     return edited_bundle(bundles["ae"], tmp_path_factory.mktemp("signal") / "ae",
                          lambda m: m.update(preprocessing=prep.to_dict()))
 
@@ -101,7 +94,7 @@ def test_beats_from_signal_finds_the_annotated_beats_of_real_ecg(mitdb, fs_in):
     """Two minutes of MIT-BIH 100, resampled to other device rates: every annotated beat is found."""
     n = int(120 * mitdb["fs"])
     signal = resample(mitdb["signal"][:n], mitdb["fs"], fs_in)
-    prep = Preprocessing(360.0, 450, 150, bandpass_taps(360.0), (0.5, 40.0))
+    prep = Preprocessing(360.0, 450, 150, design_bandpass(360.0, (0.5, 40.0)), (0.5, 40.0))
     x, where = beats_from_signal(signal, fs_in, prep)
     assert x.dtype == np.float32 and x.shape == (len(where), 450)
     np.testing.assert_allclose(x.mean(axis=1), 0, atol=1e-4)
@@ -119,7 +112,7 @@ def test_beats_from_signal_on_a_synthetic_rhythm():
     spikes = np.arange(0.6, 19.5, 0.8)
     signal = sum(np.exp(-0.5 * ((t - s) / 0.012) ** 2) for s in spikes)
     signal = signal + 0.3 * np.sin(2 * np.pi * 0.2 * t) + rng.normal(0, 0.02, t.size)
-    prep = Preprocessing(fs, 450, 150, bandpass_taps(fs), (0.5, 40.0))
+    prep = Preprocessing(fs, 450, 150, design_bandpass(fs, (0.5, 40.0)), (0.5, 40.0))
     x, where = beats_from_signal(signal.astype(np.float32), fs, prep)
     windowable = spikes[(spikes * fs >= 150) & (spikes * fs + 300 <= t.size)] * fs
     assert len(where) == len(windowable)

@@ -16,6 +16,7 @@ from ..runtime.errors import InputError
 from ..runtime.io import read_array
 from ..runtime.preprocess import (
     Preprocessing,
+    design_bandpass,
     fir_filter,
     normalise_beats,
     resample,
@@ -60,10 +61,8 @@ class BeatSet:
 
 
 def design_filter(fs: float, band: tuple[float, float] = BAND_HZ) -> np.ndarray:
-    """Linear-phase band-pass FIR of about 2 s (odd length), designed with scipy.signal.firwin."""
-    from scipy.signal import firwin
-
-    return firwin(int(2 * fs) | 1, list(band), pass_zero=False, fs=fs)
+    """The training band-pass: a linear-phase FIR of about 2 s (odd length), stored in every run."""
+    return design_bandpass(fs, band)
 
 
 def check_lead(signal: np.ndarray, fs: float, record: str, source: str) -> None:
