@@ -7,8 +7,7 @@ MIT-BIH Arrhythmia Database), rewritten so that no Python loop runs per sample o
    in a QRS-wide window. It grows with a complex's amplitude, not with its slopes, so a wide ventricular
    beat counts as much as a narrow one of the same size, and its sign does not matter (inverted leads,
    inverted PVCs). The 10 ms difference weighs the slow T wave down.
-2. Candidates: samples where the feature is the largest within +-200 ms (the refractory period), found
-   with a van Herk sliding maximum.
+2. Candidates: the feature's peaks that are the highest peak within +-200 ms (the refractory period).
 3. Adaptive levels: per 1-s block of signal, the feature's maximum (a QRS when the heart beats) and
    median (the noise floor). A candidate's threshold is N + 0.3125 (Q - N), with Q and N the medians of
    the 8 complete blocks before its own (the first 8 s use the first 8 blocks: the learning period).
@@ -39,6 +38,18 @@ FIDUCIAL_S = 0.1
 
 def _seconds(s: float, fs: float) -> int:
     return max(1, int(round(s * fs)))
+
+
+def block_size(fs: float) -> int:
+    """Samples per level block: streams keep their windows on these boundaries."""
+    return _seconds(BLOCK_S, fs)
+
+
+def lookahead(fs: float) -> int:
+    """Samples after a detection's fiducial that decide it: the fiducial and refractory spans, the
+    feature's half-window and the difference's lag."""
+    return (_seconds(FIDUCIAL_S, fs) + _seconds(REFRACTORY_S, fs) + _seconds(WINDOW_S, fs) // 2
+            + _seconds(LAG_S, fs) + 2)
 
 
 def qrs_feature(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:

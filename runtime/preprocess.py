@@ -105,22 +105,36 @@ def design_bandpass(fs: float, band: tuple[float, float], seconds: float = 2.0) 
 FFT_BLOCK = 8192  # overlap-save block: 8x faster than one FFT of a 30-minute record, same result to 1e-15
 
 
-def fir_filter(signal: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Zero-phase FIR filtering by overlap-save FFT convolution with edge padding; output length = input.
+def convolve_valid(xp: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """``np.convolve(xp, taps, "valid")`` by overlap-save FFT blocks: len(xp) - len(taps) + 1 outputs."""
+    h = np.asarray(taps, dtype=np.float64)
+    m = h.size
+    n_out = xp.size - m + 1
+    if n_out <= 0:
+        return np.zeros(0)
+    nfft = max(1 << (2 * m - 1).bit_length(), min(FFT_BLOCK, 1 << (xp.size - 1).bit_length()))
+    step = nfft - m + 1
+    blocks = -(-n_out // step)
+    padded = np.zeros(blocks * step + m - 1)
+    padded[: xp.size] = xp
+    frames = np.lib.stride_tricks.sliding_window_view(padded, nfft)[::step]
+    y = np.fft.irfft(np.fft.rfft(frames, axis=1) * np.fft.rfft(h, nfft), nfft, axis=1)[:, m - 1 :]
+    return y.reshape(-1)[:n_out]
 
-    Linear-phase taps of odd length delay by (len-1)/2 samples; the centred slice removes that delay.
+
+def fir_filter(signal: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Zero-phase FIR filtering with edge padding; output length = input length.
+
+    Linear-phase taps of odd length delay by (len-1)/2 samples; padding each end by that much with the
+    end sample and keeping the valid part removes the delay.
     """
     x = np.asarray(signal, dtype=np.float64)
-    h = np.asarray(taps, dtype=np.float64)
-    m, half = h.size, (h.size - 1) // 2
-    nfft = max(FFT_BLOCK, 1 << (2 * m - 1).bit_length())
-    step = nfft - m + 1
-    blocks = -(-(x.size + m - 1) // step)
-    xp = np.empty(blocks * step + m - 1)  # edge-padded: m - 1 samples of past for the first output
-    xp[: m - 1], xp[m - 1 : m - 1 + x.size], xp[m - 1 + x.size :] = x[0], x, x[-1]
-    frames = np.lib.stride_tricks.sliding_window_view(xp, nfft)[::step]
-    y = np.fft.irfft(np.fft.rfft(frames, axis=1) * np.fft.rfft(h, nfft), nfft, axis=1)[:, m - 1 :]
-    return y.reshape(-1)[half : half + x.size]
+    if x.size == 0:
+        return x.copy()
+    half = (np.size(taps) - 1) // 2
+    xp = np.empty(x.size + 2 * half)
+    xp[:half], xp[half : half + x.size], xp[half + x.size :] = x[:1], x, x[-1:]
+    return convolve_valid(xp, taps)
 
 
 def normalise_beats(beats: np.ndarray, eps: float = 1e-6) -> np.ndarray:
