@@ -22,6 +22,7 @@ COMMANDS = {
     "score": ("ecgae.runtime.cli", "beats -> anomaly scores and flags"),
     "sample": ("ecgae.runtime.cli", "decode z ~ N(0, I) into beats"),
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
+    "monitor": ("ecgae.runtime.cli_monitor", "raw samples in (stdin or a file), one JSON line per beat out"),
 }
 
 
