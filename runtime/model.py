@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import bundle as bundle_io
-from . import validate
+from . import validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
 from .preprocess import Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
@@ -173,6 +173,31 @@ class Model:
         ``signal``), with the filter, window and normalisation the model was trained with."""
         fs = validate.sample_rate(fs)
         return _beats_from_signal(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
+
+    def calibrate(self, signal: object, fs: float, seconds: float | None = None, score: str = wearer.DEFAULT_SCORE,
+                  false_alarm_rate: float = wearer.DEFAULT_FALSE_ALARM_RATE) -> wearer.WearerProfile:
+        """A wearer's profile from their unlabelled raw ECG (the first ``seconds`` of it, default all), which
+        may hold some abnormal beats: see ecgae.runtime.wearer."""
+        fs = validate.sample_rate(fs)
+        x = validate.as_numeric(signal, "signal").squeeze()
+        if seconds is not None and x.ndim == 1:
+            x = x[: int(round(validate.finite_real(seconds, "seconds") * fs))]
+        beats, peaks = self.beats_from_signal(x, fs)
+        return wearer.calibrate_beats(self, beats, wearer.rr_intervals(peaks, fs), score, false_alarm_rate)
+
+    def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
+        """Raw ECG -> per-beat R peak, RR, latent, score and flag: wearer-relative with a profile, else the
+        reconstruction MSE against the bundle's threshold."""
+        beats, peaks = self.beats_from_signal(signal, fs)
+        rr = wearer.rr_intervals(peaks, float(fs))
+        if profile is None:
+            limit = self.decision_threshold()
+            z, scores = self.encode(beats), self.score(beats)
+        else:
+            profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
+            limit = profile.threshold
+            scores, z = wearer.score_beats(self, beats, rr, profile)
+        return wearer.Beats(peaks, rr, z, scores, scores > limit, limit)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can
