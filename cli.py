@@ -21,6 +21,7 @@ COMMANDS = {
     "score": ("ecgae.runtime.cli", "beats -> anomaly scores and flags"),
     "sample": ("ecgae.runtime.cli", "decode z ~ N(0, I) into beats"),
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
+    "calibrate": ("ecgae.runtime.cli_wearer", "a wearer's profile from their own baseline ECG"),
 }
 
 
