@@ -30,6 +30,7 @@ MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % qua
 INLIER_Z = 3.5  # baseline beats beyond median + INLIER_Z robust SDs of the score are presumed abnormal
 OWN_RR = 0.6  # the beat's own part of a window ends this share of the median RR after its R peak (T wave in,
 # the next beat's P and QRS out)
+CORE_FRACTION = 0.5  # share of baseline beats nearest the median beat that define the wearer's median beat
 MCD_FRACTION = 0.6  # share of baseline latents the trimmed covariance keeps (tolerates up to 40 % outliers)
 # Per-beat features a score may combine; "template" and "rr" use no model at all.
 FEATURES = ("mse", "residual", "latent", "template", "rr")
@@ -238,8 +239,9 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     z = model.encode(x).astype(np.float64)
     residual = flat - model.decode(z.astype(np.float32)).astype(np.float64)
     center, precision = _trimmed_gaussian(z)
-    stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), _own_samples(model, rr_arr),
-                          np.median(flat, axis=0), np.median(residual, axis=0), center, precision, {}, {})
+    own = _own_samples(model, rr_arr)
+    stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, _core_median(flat, own),
+                          _core_median(residual, own), center, precision, {}, {})
     feats, _ = features(model, x, prem, stats)
     location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
     spread = {f: _robust_sd(v, location[f]) for f, v in feats.items()}
@@ -248,6 +250,16 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     threshold = float(np.quantile(inliers, 1 - far))
     return WearerProfile(stats.graphs, score, far, threshold, len(x), len(inliers), stats.own_samples,
                          stats.template, stats.median_residual, center, precision, location, spread)
+
+
+def _core_median(rows: np.ndarray, own: int, steps: int = 5) -> np.ndarray:
+    """Elementwise median of the rows [N, L] nearest to it (over the first ``own`` samples), refined: abnormal
+    beats pull a plain median towards them; the nearest half of the rows are, at up to 30 %, nearly all normal."""
+    med = np.median(rows, axis=0)
+    for _ in range(steps):
+        d = np.square(rows[:, :own] - med[:own]).mean(axis=1)
+        med = np.median(rows[d <= np.median(d)], axis=0)
+    return med
 
 
 def _inliers(s: np.ndarray, steps: int = 50) -> np.ndarray:
