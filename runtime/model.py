@@ -180,8 +180,10 @@ class Model:
         may hold some abnormal beats: see ecgae.runtime.wearer."""
         fs = validate.sample_rate(fs)
         x = validate.as_numeric(signal, "signal").squeeze()
-        if seconds is not None and x.ndim == 1:
-            x = x[: int(round(validate.finite_real(seconds, "seconds") * fs))]
+        if seconds is not None:
+            if not validate.finite_real(seconds, "seconds") > 0:
+                raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
+            x = x[: int(round(seconds * fs))] if x.ndim == 1 else x
         beats, peaks = self.beats_from_signal(x, fs)
         return wearer.calibrate_beats(self, beats, wearer.rr_intervals(peaks, fs), score, false_alarm_rate)
 
