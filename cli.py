@@ -23,6 +23,7 @@ COMMANDS = {
     "sample": ("ecgae.runtime.cli", "decode z ~ N(0, I) into beats"),
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
     "monitor": ("ecgae.runtime.cli_monitor", "raw samples in (stdin or a file), one JSON line per beat out"),
+    "calibrate": ("ecgae.runtime.cli_wearer", "a wearer's profile from their own baseline ECG"),
 }
 
 

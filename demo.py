@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     manifests = export_all(runs, root)
     print("\nHeld-out evaluation through the runtime (onnxruntime, no torch in the loop):")
     results = evaluate_all(runs, root)
+    from .training.cross import run_demo
+
+    print("\nCross-wearer scoring (calibrated on each person's first minutes):")
+    run_demo(root, [r.name for r in runs])
     chapter = root / "bundles" / runs[0].name
     raw = raw_signal_demo(chapter)
     print(f"\nraw signal -> runtime: {raw['beats_found']} beats found in {raw['signal_seconds']:.0f} s of ECG "

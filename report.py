@@ -138,6 +138,9 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
         f"scored them and flagged {raw['flagged']}, in {raw['processing_seconds']:.2f} s.",
         "![samples](samples.png)",
     ]
+    from .training.cross import demo_markdown
+
+    parts += [section for section in [demo_markdown(root)] if section]
     bench_md = root / "bench" / "bench.md"
     if bench_md.is_file():
         body = bench_md.read_text().split("\n", 1)[-1]  # drop its own title

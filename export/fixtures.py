@@ -1,6 +1,6 @@
 """The tiny AE and VAE runs and bundles that the tests share: one implementation for pytest and for
-``python -m ecgae.export.fixtures DIR``, which prebuilds DIR/ae and DIR/vae for the torch-free runtime tests
-(point ECGAE_TEST_BUNDLES at DIR).
+``python -m ecgae.export.fixtures DIR``, which prebuilds DIR/ae, DIR/vae and DIR/mitdb for the torch-free
+runtime tests (point ECGAE_TEST_BUNDLES at DIR).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from .bundle import export_run
 
 TINY = dict(arch="seed", data="bundled:ecg5000", epochs=2, batch_size=64, latent_dim=2, seed=0)
 KINDS = ("ae", "vae")
+# A raw-signal bundle (record 100, 360 Hz, L = 450) for tests that cut beats from ECG: plumbing, not accuracy
+TINY_MITDB = dict(model="ae", arch="upsample", data="bundled", epochs=2, batch_size=64, latent_dim=2, seed=0,
+                  train_classes=["N"])
 
 
 def _quiet(*_: object) -> None:
@@ -39,12 +42,21 @@ def export_tiny(runs: dict[str, Path], root: Path, force: bool = False) -> dict[
     return bundles
 
 
+def tiny_mitdb(runs_root: Path, root: Path, force: bool = False) -> Path:
+    """Train the 2-epoch AE on record 100's N beats into runs_root/mitdb and export it to root/mitdb."""
+    run = Path(runs_root) / "mitdb"
+    train(TrainConfig(**TINY_MITDB), run, log=_quiet)
+    export_run(run, Path(root) / "mitdb", force=force, log=_quiet)
+    return Path(root) / "mitdb"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgae.export.fixtures", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, metavar="DIR", help="folder that receives ae/ and vae/ bundles")
+    parser.add_argument("dir", type=Path, metavar="DIR", help="folder that receives ae/, vae/ and mitdb/ bundles")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as runs_root:
         bundles = export_tiny(train_tiny(Path(runs_root)), args.dir, force=True)
+        bundles["mitdb"] = tiny_mitdb(Path(runs_root), args.dir, force=True)
     print("\n".join(str(b) for b in bundles.values()))
     return 0
 

@@ -10,6 +10,8 @@ from .bundle import FORMAT, FORMAT_VERSION, read_manifest
 from .errors import BundleError, EcgaeError, InputError
 from .model import Model
 from .preprocess import Preprocessing
+from .wearer import Beats, WearerProfile
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "BundleError", "EcgaeError", "InputError", "Model", "Preprocessing",
            "read_manifest"]
+__all__ += ["Beats", "WearerProfile"]

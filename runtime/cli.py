@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else the first)")
     if name == "score":
         parser.add_argument("--threshold", type=float, help="flag threshold (default: the bundle's calibrated one)")
+        parser.add_argument("--profile", metavar="FILE",
+                            help="wearer profile from 'ecgae calibrate': wearer-relative scores and threshold")
     if name == "sample":
         parser.add_argument("-n", type=int, required=True, help="number of beats to draw")
         parser.add_argument("--seed", type=int, default=0, help="seed of z ~ N(0, I) (default 0: reproducible)")
@@ -63,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             _plot(beats, Path(args.plot))
         return _write(args.out, beats)
+    if args.command == "score" and args.profile:
+        if args.threshold is not None:
+            raise InputError("--threshold: expected either --threshold or --profile (which holds the wearer's "
+                             "threshold), received both")
+        from .cli_wearer import score_with_profile
+
+        return _write(args.out, score_with_profile(model, args))
     limit = model.decision_threshold(args.threshold) if args.command == "score" else None
     beats, index = _read_input(model, args)
     if args.command == "encode":

@@ -14,10 +14,11 @@ import numpy as np
 import onnxruntime as ort
 
 from . import bundle as bundle_io
-from . import validate
+from . import validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
 from .preprocess import Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
+from .preprocess import beats_with_rr as _beats_with_rr
 from .session import make_session
 
 CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
@@ -173,6 +174,30 @@ class Model:
         ``signal``), with the filter, window and normalisation the model was trained with."""
         fs = validate.sample_rate(fs)
         return _beats_from_signal(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
+
+    def calibrate(self, signal: object, fs: float, seconds: float | None = None, score: str = wearer.DEFAULT_SCORE,
+                  false_alarm_rate: float = wearer.DEFAULT_FALSE_ALARM_RATE) -> wearer.WearerProfile:
+        """A wearer's profile from their unlabelled raw ECG, which may hold some abnormal beats (see
+        ecgae.runtime.wearer): the beats whose R peak falls in the first ``seconds`` (default all), cut from
+        the whole ``signal`` exactly as ``analyze`` and a ``Monitor`` cut them."""
+        fs = validate.sample_rate(fs)
+        if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
+            raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
+        beats, peaks, rr = self._cut(signal, fs)
+        base = slice(None) if seconds is None else peaks < int(round(seconds * fs))
+        return wearer.calibrate_beats(self, beats[base], rr[base], score, false_alarm_rate)
+
+    def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
+        """Raw ECG -> per-beat R peak, RR, latent, score and flag: wearer-relative with a profile, else the
+        reconstruction MSE against the bundle's threshold."""
+        if profile is not None:
+            profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
+        beats, peaks, rr = self._cut(signal, validate.sample_rate(fs))
+        scores, z, flags, limit = wearer.score_batch(self, beats, rr, profile)
+        return wearer.Beats(peaks, rr, z, scores, flags, limit)
+
+    def _cut(self, signal: object, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _beats_with_rr(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can

@@ -81,7 +81,7 @@ class Monitor:
             self.profile = wearer.calibrate_beats(self.model, got.beats[base], got.rr[base])
         if got.r_peak.size == 0:
             return []
-        scores, z, flags = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history)
+        scores, z, flags, _ = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
         return [BeatEvent(int(r), float(s), bool(f), z[i], float(rr), float(lag[i]))

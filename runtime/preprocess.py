@@ -200,11 +200,14 @@ def r_peaks(signal: np.ndarray, fs: float, prep: Preprocessing) -> np.ndarray:
     return _input_index(detect_r_peaks(x, prep.sample_rate), fs, prep)
 
 
-def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
-    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input).
+def beats_with_rr(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input [N], seconds
+    since the previous beat found [N], NaN for the first).
 
     Applies the bundle's own steps: resample to the model's rate, filter, detect R peaks, window,
-    normalise. Raises InputError as ``conditioned`` does, and when no beat has a full window.
+    normalise. Beats too close to the ends for a full window are not returned, but still count as the
+    previous beat of the next one. Raises InputError as ``conditioned`` does, and when no beat has a full
+    window.
     """
     x = conditioned(signal, fs, prep)
     peaks = detect_r_peaks(x, prep.sample_rate)
@@ -212,4 +215,13 @@ def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tup
     if len(keep) == 0:
         raise InputError(f"signal: expected at least one detectable heartbeat with a full window, "
                          f"received {x.size} samples with {len(peaks)} R peaks, none windowable")
-    return normalise_beats(windows, prep.eps), _input_index(peaks[keep], fs, prep)
+    where = _input_index(peaks, fs, prep)
+    rr = np.r_[np.nan, np.diff(where)] / float(fs)
+    return normalise_beats(windows, prep.eps), where[keep], rr[keep]
+
+
+def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input): see
+    ``beats_with_rr``."""
+    beats, where, _ = beats_with_rr(signal, fs, prep)
+    return beats, where

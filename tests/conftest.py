@@ -1,6 +1,6 @@
 """Shared fixtures: tiny real-data runs and their bundles, built once per session.
 
-In the torch-free runtime venv, set ECGAE_TEST_BUNDLES to a folder holding ``ae/`` and ``vae/``
+In the torch-free runtime venv, set ECGAE_TEST_BUNDLES to a folder holding ``ae/``, ``vae/`` and ``mitdb/``
 bundles (made by ``python -m ecgae.export.fixtures DIR`` in the full venv); the runtime tests then
 use those and never import torch.
 """
@@ -36,3 +36,15 @@ def bundles(tmp_path_factory, request) -> dict[str, Path]:
     from ecgae.export.fixtures import export_tiny
 
     return export_tiny(runs, tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="session")
+def mitdb_bundle(tmp_path_factory) -> Path:
+    """A raw-signal bundle: a 2-epoch AE on record 100's N beats (360 Hz, L = 450), or the prebuilt one."""
+    prebuilt = os.environ.get("ECGAE_TEST_BUNDLES")
+    if prebuilt:
+        return Path(prebuilt) / "mitdb"
+    _need_torch()
+    from ecgae.export.fixtures import tiny_mitdb
+
+    return tiny_mitdb(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("bundles"))

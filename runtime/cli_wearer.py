@@ -1,0 +1,87 @@
+"""``ecgae calibrate`` and ``ecgae score --profile``: enrol a wearer on their own baseline ECG, then score
+their beats against it. numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from . import validate, wearer
+from .errors import InputError
+from .io import read_array
+from .model import Model
+
+
+def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
+    """Options of ``ecgae calibrate``."""
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder the profile is bound to")
+    parser.add_argument("input", metavar="INPUT",
+                        help="the wearer's baseline: a WFDB record (path without extension), a 1-D raw signal "
+                             "in .npy/.csv with --fs, or beats one per row in .npy/.csv (no RR features then)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="profile JSON to write (e.g. wearer.json)")
+    parser.add_argument("--fs", type=float, metavar="HZ", help="INPUT is a raw single-lead signal at HZ")
+    parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else the first)")
+    parser.add_argument("--seconds", type=float, help="calibrate on the first SECONDS of the signal (default all)")
+    parser.add_argument("--score", choices=wearer.SCORES, default=wearer.DEFAULT_SCORE,
+                        help=f"the wearer-relative score (default {wearer.DEFAULT_SCORE})")
+    parser.add_argument("--false-alarm-rate", type=float, default=wearer.DEFAULT_FALSE_ALARM_RATE,
+                        help="share of the wearer's normal baseline beats above the threshold (default 0.01)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+
+
+def read_signal_or_beats(model: Model, args: argparse.Namespace) -> tuple[np.ndarray | None, float | None,
+                                                                         np.ndarray | None]:
+    """(signal, fs, None) for a raw signal or WFDB record, (None, None, beats) for beats one per row."""
+    from .cli import ARRAY_SUFFIXES, read_wfdb
+
+    path = Path(args.input)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        arr = read_array(path, f"INPUT {path}")
+        if args.fs is None:
+            return None, None, validate.as_beats(arr, model.input_length, f"INPUT {path}")
+        return arr, validate.sample_rate(args.fs, "--fs"), None
+    if args.fs is not None:
+        raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
+                         f"received --fs {args.fs} with {str(path)!r}")
+    signal, fs = read_wfdb(path, args.lead)
+    return signal, fs, None
+
+
+def run(args: argparse.Namespace) -> int:
+    model = Model.load(args.bundle, threads=args.threads)
+    signal, fs, beats = read_signal_or_beats(model, args)
+    try:
+        if signal is None:
+            if args.seconds is not None:
+                raise InputError("--seconds: expected only with a raw signal or WFDB record, received beats")
+            profile = wearer.calibrate_beats(model, beats, None, args.score, args.false_alarm_rate)
+        else:
+            profile = model.calibrate(signal, fs, args.seconds, args.score, args.false_alarm_rate)
+    except InputError as e:
+        raise InputError(f"INPUT {args.input}: {e}") from None
+    profile.save(args.out)
+    print(f"calibrated on {profile.n_beats} beats ({profile.n_beats - profile.n_inliers} set aside as outliers): "
+          f"score {profile.score}, threshold {profile.threshold:.4g} for a {profile.false_alarm_rate:.1%} "
+          f"false-alarm rate; wrote {args.out}")
+    return 0
+
+
+def score_with_profile(model: Model, args: argparse.Namespace) -> np.ndarray:
+    """[B, 3] rows of (index, score, flag) of INPUT scored against ``args.profile``."""
+    profile = wearer.WearerProfile.load(args.profile)
+    profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
+    signal, fs, beats = read_signal_or_beats(model, args)
+    if signal is None:
+        scores, _ = wearer.score_beats(model, beats, None, profile)
+        index = np.arange(len(beats))
+    else:
+        try:
+            result = model.analyze(signal, fs, profile)
+        except InputError as e:
+            raise InputError(f"INPUT {args.input}: {e}") from None
+        scores, index = result.score, result.r_peak
+    flagged = scores > profile.threshold
+    print(f"{int(flagged.sum())} of {len(scores)} beats above the wearer's threshold {profile.threshold:.6g}")
+    return np.column_stack([index, scores, flagged]).astype(np.float64)

@@ -1,0 +1,335 @@
+"""Per-wearer enrolment: what is normal for one person, learnt from a few minutes of their own unlabelled ECG.
+
+A model trained on one person reconstructs another person's normal beats worse than its own, so a
+population threshold flags most of a new wearer's beats. A :class:`WearerProfile` holds robust statistics
+of the wearer's baseline (medians, MADs and a trimmed covariance: up to 30 % abnormal beats in the
+baseline shift them little) and a threshold set on the wearer's own inlier beats.
+
+Each beat's score depends only on that beat, its RR features (computed from past beats only) and the
+profile, so a batch of beats arriving over time is scored exactly as a whole recording is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import validate
+from .errors import InputError
+from .io import write_json
+
+FORMAT = "ecgae-wearer-profile"
+FORMAT_VERSION = 1
+RR_HISTORY = 8  # previous RR intervals whose mean defines a beat's expected interval (prematurity)
+MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
+INLIER_Z = 3.5  # baseline beats beyond median + INLIER_Z robust SDs of the score are presumed abnormal
+OWN_RR = 0.6  # the beat's own part of a window ends this share of the median RR after its R peak (T wave in,
+# the next beat's P and QRS out)
+CORE_FRACTION = 0.5  # share of baseline beats nearest the median beat that define the wearer's median beat
+MCD_FRACTION = 0.6  # share of baseline latents the trimmed covariance keeps (tolerates up to 40 % outliers)
+# Per-beat features a score may combine; "template" and "rr" use no model at all.
+FEATURES = ("mse", "residual", "latent", "template", "rr")
+SCORES = ("mse", "residual", "latent", "template", "residual+rr", "latent+rr", "template+rr", "residual+latent+rr")
+DEFAULT_SCORE = "residual+rr"
+DEFAULT_FALSE_ALARM_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class Beats:
+    """Per-beat results of :meth:`Model.analyze`, one entry per beat found."""
+
+    r_peak: np.ndarray  # int64 [N]: R-peak sample index in the input signal
+    rr: np.ndarray  # float64 [N]: seconds since the previous beat found; NaN for the first
+    z: np.ndarray  # float32 [N, latent]: the encoder's latent (AE: z; VAE: mu)
+    score: np.ndarray  # float64 [N]
+    flag: np.ndarray  # bool [N]: score > threshold
+    threshold: float
+
+    def __len__(self) -> int:
+        return len(self.r_peak)
+
+
+@dataclass(frozen=True)
+class WearerProfile:
+    """Robust statistics of one wearer's baseline beats, bound to the bundle whose graphs computed them."""
+
+    graphs: dict  # {"encoder": sha256, "decoder": sha256}
+    score: str  # one of SCORES
+    false_alarm_rate: float  # target share of the wearer's normal beats above the threshold
+    threshold: float
+    n_beats: int  # baseline beats the statistics come from
+    n_inliers: int  # of them, those below the outlier cut, which set the threshold
+    own_samples: int  # window samples that belong to the beat itself: up to OWN_RR x the median RR past the R peak
+    template: np.ndarray  # [L] median baseline beat
+    median_residual: np.ndarray  # [L] median of x - x_hat over the baseline
+    latent_center: np.ndarray  # [latent]
+    latent_precision: np.ndarray  # [latent, latent] inverse of the trimmed covariance
+    feature_center: dict  # feature -> median over the baseline
+    feature_scale: dict  # feature -> robust SD (1.4826 MAD) over the baseline
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "graphs": dict(self.graphs),
+                "score": self.score, "false_alarm_rate": self.false_alarm_rate, "threshold": self.threshold,
+                "n_beats": self.n_beats, "n_inliers": self.n_inliers, "own_samples": self.own_samples,
+                "template": self.template.tolist(), "median_residual": self.median_residual.tolist(),
+                "latent_center": self.latent_center.tolist(), "latent_precision": self.latent_precision.tolist(),
+                "feature_center": dict(self.feature_center), "feature_scale": dict(self.feature_scale)}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the profile as JSON, atomically."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> WearerProfile:
+        """Read a profile written by :meth:`save`; InputError naming the field when it is damaged."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"profile {path}: expected a wearer profile JSON file, cannot read it ({e})") from None
+        return cls.from_dict(d, str(path))
+
+    @classmethod
+    def from_dict(cls, d: object, where: str = "profile") -> WearerProfile:
+        if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("format_version") != FORMAT_VERSION:
+            got = (d.get("format"), d.get("format_version")) if isinstance(d, dict) else type(d).__name__
+            raise InputError(f"profile {where}: expected format {FORMAT!r} version {FORMAT_VERSION}, received {got}")
+        try:
+            profile = cls(
+                graphs={k: str(d["graphs"][k]) for k in ("encoder", "decoder")}, score=str(d["score"]),
+                false_alarm_rate=float(d["false_alarm_rate"]), threshold=float(d["threshold"]),
+                n_beats=int(d["n_beats"]), n_inliers=int(d["n_inliers"]), own_samples=int(d["own_samples"]),
+                template=np.asarray(d["template"], dtype=np.float64),
+                median_residual=np.asarray(d["median_residual"], dtype=np.float64),
+                latent_center=np.asarray(d["latent_center"], dtype=np.float64),
+                latent_precision=np.asarray(d["latent_precision"], dtype=np.float64),
+                feature_center={k: float(d["feature_center"][k]) for k in FEATURES},
+                feature_scale={k: float(d["feature_scale"][k]) for k in FEATURES})
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"profile {where}: missing or malformed field ({type(e).__name__}: {e})") from None
+        profile._check(where)
+        return profile
+
+    def _check(self, where: str) -> None:
+        """Refuse values no calibration can produce: a damaged file must not score silently."""
+        k, length = len(self.latent_center), len(self.template)
+        arrays = (self.template, self.median_residual, self.latent_center, self.latent_precision)
+        problems = [
+            (self.score in SCORES, "score", f"one of {SCORES}", self.score),
+            (0 < self.false_alarm_rate < 0.5, "false_alarm_rate", "in (0, 0.5)", self.false_alarm_rate),
+            (math.isfinite(self.threshold), "threshold", "a finite number", self.threshold),
+            (0 < self.n_inliers <= self.n_beats, "n_inliers", f"in [1, n_beats = {self.n_beats}]", self.n_inliers),
+            (0 < self.own_samples <= length, "own_samples", f"in [1, {length}]", self.own_samples),
+            (length > 1 and self.median_residual.shape == (length,), "median_residual",
+             f"[{length}] like the template", self.median_residual.shape),
+            (k > 0 and self.latent_precision.shape == (k, k), "latent_precision", f"[{k}, {k}]",
+             self.latent_precision.shape),
+            (all(np.isfinite(a).all() for a in arrays), "arrays", "finite values", "NaN/Inf"),
+            (all(math.isfinite(self.feature_center[f]) and self.feature_scale[f] > 0 for f in FEATURES),
+             "feature_scale", "finite centres and scales > 0", self.feature_scale),
+        ]
+        for ok, name, expected, received in problems:
+            if not ok:
+                raise InputError(f"profile {where}: {name}: expected {expected}, received {received}")
+
+    def check_bundle(self, graphs: dict, input_length: int, latent_dim: int) -> None:
+        """Refuse a profile computed by another bundle: its statistics describe other graphs' outputs."""
+        if self.graphs != graphs or len(self.template) != input_length or len(self.latent_center) != latent_dim:
+            raise InputError(f"profile: expected one calibrated with this bundle (graph sha256 encoder "
+                             f"{graphs['encoder'][:12]}..., decoder {graphs['decoder'][:12]}...), received one made "
+                             f"for encoder {self.graphs['encoder'][:12]}..., decoder {self.graphs['decoder'][:12]}...; "
+                             "calibrate again with this bundle")
+
+
+def prematurity(rr: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+    """Each RR over the mean of the up to RR_HISTORY intervals before it (< 1: early); NaN without history.
+
+    ``history`` holds RR intervals that came before ``rr`` (a stream's previous batch), so a stream
+    computes the same values as a whole recording.
+    """
+    past = np.zeros(0) if history is None else np.asarray(history, dtype=np.float64)[-RR_HISTORY:]
+    seq = np.r_[past, np.asarray(rr, dtype=np.float64)]
+    finite = np.isfinite(seq)
+    total = np.r_[0.0, np.cumsum(np.where(finite, seq, 0.0))]
+    count = np.r_[0, np.cumsum(finite)]
+    i = np.arange(seq.size)
+    lo = np.maximum(i - RR_HISTORY, 0)  # the up to RR_HISTORY positions before each beat
+    n = count[i] - count[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where((n > 0) & finite, seq / ((total[i] - total[lo]) / np.maximum(n, 1)), np.nan)
+    return out[len(past) :]
+
+
+def features(model, beats: np.ndarray, prem: np.ndarray | None, profile: WearerProfile | None,
+             ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-beat features in log units ({feature: [N]}) and latents [N, latent] of validated beats [N, 1, L].
+
+    Errors other than "mse" are taken over the beat's own part of the window (``profile.own_samples``), so the next
+    beat's QRS, whose place varies with the rhythm, does not count as morphology. Logs make the skewed
+    squared errors and distances near symmetric, which median and MAD describe. Without a profile only
+    "mse" (whole window) and "rr" (log prematurity) are defined.
+    """
+    own = slice(None) if profile is None else slice(0, profile.own_samples)
+    x = beats[:, 0, own].astype(np.float64)
+    z = model.encode(beats)
+    full = beats[:, 0, :].astype(np.float64) - model.decode(z).astype(np.float64)
+    out = {"mse": _log(np.square(full).mean(axis=1)),  # today's score: the whole window
+           "rr": np.full(len(x), np.nan) if prem is None else np.log(prem)}
+    if profile is not None:
+        out["residual"] = _log(np.square(full[:, own] - profile.median_residual[own]).mean(axis=1))
+        out["template"] = _log(np.square(x - profile.template[own]).mean(axis=1))
+        d = z.astype(np.float64) - profile.latent_center
+        out["latent"] = _log(np.einsum("ni,ij,nj->n", d, profile.latent_precision, d))
+    return out, z
+
+
+def _log(v: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(v, 1e-12))
+
+
+def combine(feats: dict[str, np.ndarray], score: str, center: dict, scale: dict) -> np.ndarray:
+    """The wearer-relative score: the largest robust z of the score's features (a beat is abnormal when any
+    feature is extreme for this wearer). RR counts only when a beat comes early; a missing RR counts not."""
+    zs = []
+    for name in score.split("+"):
+        if name == "rr":
+            zs.append(np.nan_to_num((center["rr"] - feats["rr"]) / scale["rr"], nan=-np.inf))
+        else:
+            zs.append((feats[name] - center[name]) / scale[name])
+    return np.max(zs, axis=0)
+
+
+def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_history: object = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores [N], latents [N, latent]) of a batch of one wearer's beats. ``rr``: seconds to the previous
+    beat, one per beat (NaN when unknown; None for pre-cut beats); ``rr_history``: the RR intervals before
+    the batch (a stream's earlier beats), so that each beat's prematurity uses only past beats."""
+    x = validate.as_beats(beats, model.input_length)
+    rr_arr = _as_rr(rr, len(x))
+    history = None if rr_history is None else validate.as_numeric(rr_history, "rr_history").astype(np.float64)
+    prem = None if rr_arr is None else prematurity(rr_arr, history)
+    feats, z = features(model, x, prem, profile)
+    return combine(feats, profile.score, profile.feature_center, profile.feature_scale), z
+
+
+def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(scores [N], latents [N, latent], flags [N], threshold) of a batch of beats: the wearer-relative score
+    against the profile's threshold, or without a profile the reconstruction MSE against the bundle's.
+    ``Model.analyze`` and the streaming ``Monitor`` both score through this one function."""
+    if profile is None:
+        limit = model.decision_threshold()
+        scores = model.score(beats)
+        return scores, model.encode(beats), scores > limit, limit
+    scores, z = score_beats(model, beats, rr, profile, rr_history)
+    return scores, z, scores > profile.threshold, profile.threshold
+
+
+def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAULT_SCORE,
+                    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> WearerProfile:
+    """A wearer's profile from consecutive baseline beats [N, L] (unlabelled; may hold abnormal beats) and
+    their RR in seconds (None for pre-cut beats: RR features then never count)."""
+    if score not in SCORES:
+        raise InputError(f"score: expected one of {SCORES}, received {score!r}")
+    far = validate.finite_real(false_alarm_rate, "false_alarm_rate")
+    if not 0 < far < 0.5:
+        raise InputError(f"false_alarm_rate: expected a share in (0, 0.5), e.g. 0.01, received {far}")
+    x = validate.as_beats(beats, model.input_length)
+    if len(x) < MIN_BEATS:
+        raise InputError(f"baseline: expected at least {MIN_BEATS} beats to calibrate on, received {len(x)}")
+    rr_arr = _as_rr(rr, len(x))
+    prem = None if rr_arr is None else prematurity(rr_arr)
+    flat = x[:, 0, :].astype(np.float64)
+    z = model.encode(x).astype(np.float64)
+    residual = flat - model.decode(z.astype(np.float32)).astype(np.float64)
+    center, precision = _trimmed_gaussian(z)
+    own = _own_samples(model, rr_arr)
+    stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, _core_median(flat, own),
+                          _core_median(residual, own), center, precision, {}, {})
+    feats, _ = features(model, x, prem, stats)
+    location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
+    spread = {f: _robust_sd(v, location[f]) for f, v in feats.items()}
+    s = combine(feats, score, location, spread)
+    inliers = _inliers(s)
+    threshold = float(np.quantile(inliers, 1 - far))
+    return WearerProfile(stats.graphs, score, far, threshold, len(x), len(inliers), stats.own_samples,
+                         stats.template, stats.median_residual, center, precision, location, spread)
+
+
+def _core_median(rows: np.ndarray, own: int, steps: int = 5) -> np.ndarray:
+    """Elementwise median of the rows [N, L] nearest to it (over the first ``own`` samples), refined: abnormal
+    beats pull a plain median towards them; the nearest half of the rows are, at up to 30 %, nearly all normal."""
+    med = np.median(rows, axis=0)
+    for _ in range(steps):
+        d = np.square(rows[:, :own] - med[:own]).mean(axis=1)
+        med = np.median(rows[d <= np.median(d)], axis=0)
+    return med
+
+
+def _inliers(s: np.ndarray, steps: int = 50) -> np.ndarray:
+    """The scores left after iteratively excluding those above median + INLIER_Z robust SDs of the rest:
+    abnormal beats widen the first MAD, so one cut alone keeps many of them."""
+    keep = s
+    for _ in range(steps):
+        center = float(np.median(keep))
+        new = s[s <= center + INLIER_Z * _robust_sd(keep, center)]
+        if len(new) == len(keep):
+            break
+        keep = new
+    return keep
+
+
+def _own_samples(model, rr: np.ndarray | None) -> int:
+    """Window samples up to OWN_RR x the wearer's median RR past the R peak; the whole window when the model
+    has no window placement (pre-cut beats) or the RR is unknown."""
+    prep, length = model.preprocessing, model.input_length
+    if prep.pre is None or prep.sample_rate is None or rr is None or not np.isfinite(rr).any():
+        return length
+    return int(min(length, prep.pre + round(OWN_RR * float(np.nanmedian(rr)) * prep.sample_rate)))
+
+
+def model_graphs(model) -> dict:
+    """The bundle's graph hashes, which a profile is bound to."""
+    graphs = model.manifest["graphs"]
+    return {k: graphs[k]["sha256"] for k in ("encoder", "decoder")}
+
+
+def _as_rr(rr: object, n: int) -> np.ndarray | None:
+    if rr is None:
+        return None
+    arr = validate.as_numeric(rr, "rr").astype(np.float64).reshape(-1)
+    if arr.shape != (n,) or (arr[np.isfinite(arr)] <= 0).any() or np.isinf(arr).any():
+        raise InputError(f"rr: expected {n} RR intervals in seconds (> 0, NaN when unknown), one per beat, "
+                         f"received {arr.size} values, min {np.nanmin(arr) if arr.size else None}")
+    return arr
+
+
+def _robust_sd(v: np.ndarray, center: float) -> float:
+    """1.4826 x the median absolute deviation (the SD for Gaussian data), floored so it is never zero."""
+    v = v[np.isfinite(v)]
+    mad = 1.4826 * float(np.median(np.abs(v - center))) if v.size else 0.0
+    return max(mad, 1e-6 * max(abs(center), 1.0), 1e-12)
+
+
+def _trimmed_gaussian(z: np.ndarray, steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and precision of the latents from the MCD_FRACTION closest to their own mean (C-steps of the
+    minimum covariance determinant estimator, started at the coordinate-wise median)."""
+    n, k = z.shape
+    h = max(k + 1, int(math.ceil(MCD_FRACTION * n)))
+    center = np.median(z, axis=0)
+    cov = np.cov(z, rowvar=False).reshape(k, k) + 1e-9 * np.eye(k)
+    keep = np.argsort(np.linalg.norm(z - center, axis=1), kind="stable")[:h]
+    for _ in range(steps):
+        center = z[keep].mean(axis=0)
+        cov = np.cov(z[keep], rowvar=False).reshape(k, k) + 1e-9 * np.eye(k)
+        d = np.einsum("ni,ij,nj->n", z - center, np.linalg.inv(cov), z - center)
+        new = np.sort(np.argsort(d, kind="stable")[:h])
+        if np.array_equal(new, np.sort(keep)):
+            break
+        keep = new
+    return center, np.linalg.inv(cov)

@@ -1,0 +1,189 @@
+"""Wearer enrolment in the lean runtime: Model.calibrate / analyze, WearerProfile files, the CLI.
+
+Runs in the torch-free venv too (make test-runtime). Real ECG: record 100 and ECG5000 from the package's
+bundled.npz, read with numpy; the raw-signal bundle is the tiny record-100 AE of ecgae.export.fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+
+import numpy as np
+import pytest
+from ecgae.cli import main
+from ecgae.runtime import InputError, Model, wearer
+from ecgae.runtime.preprocess import beats_with_rr, normalise_beats
+
+ENROL = 120.0  # seconds of baseline, as a wearer enrols
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    return {"signal": (d["mitdb_100_adc"].astype(np.float64) - d["mitdb_100_baseline"]) / d["mitdb_100_gain"],
+            "fs": float(d["mitdb_100_fs"]), "ecg5000": normalise_beats(d["ecg5000_beats"]),
+            "labels": d["ecg5000_labels"]}
+
+
+@pytest.fixture(scope="module")
+def model(mitdb_bundle) -> Model:
+    return Model.load(mitdb_bundle)
+
+
+@pytest.fixture(scope="module")
+def signal(data) -> np.ndarray:
+    """The first five minutes of record 100: two to enrol on, three to score."""
+    return data["signal"][: int(300 * data["fs"])]
+
+
+@pytest.fixture(scope="module")
+def profile(model, signal, data) -> wearer.WearerProfile:
+    return model.calibrate(signal, data["fs"], seconds=ENROL)
+
+
+def test_profile_round_trip_scores_identically(model, profile, signal, data, tmp_path):
+    path = tmp_path / "wearer.json"
+    profile.save(path)
+    d = json.loads(path.read_text())
+    assert d["format"] == wearer.FORMAT and d["format_version"] == wearer.FORMAT_VERSION
+    assert d["graphs"]["encoder"] == model.manifest["graphs"]["encoder"]["sha256"]
+    assert path.stat().st_size < 64_000  # small enough to keep per wearer on a device
+    loaded = wearer.WearerProfile.load(path)
+    assert loaded.to_dict() == profile.to_dict()
+    a, b = model.analyze(signal, data["fs"], profile), model.analyze(signal, data["fs"], loaded)
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.flag, b.flag)
+
+
+def test_analyze_fields(model, profile, signal, data):
+    fs = data["fs"]
+    result = model.analyze(signal, fs, profile)
+    beats, peaks = model.beats_from_signal(signal, fs)
+    np.testing.assert_array_equal(result.r_peak, peaks)
+    # RR runs to the previous beat found, which for the first windowed beat lies before the window's reach
+    assert 0.3 < result.rr[0] < 2.0 and np.allclose(result.rr[1:], np.diff(peaks) / fs)
+    np.testing.assert_array_equal(result.z, model.encode(beats))
+    np.testing.assert_array_equal(result.flag, result.score > profile.threshold)
+    assert result.threshold == profile.threshold and len(result) == len(peaks)
+    # record 100's first five minutes hold 4 atrial premature beats among ~370: few flags at a 1 % target
+    assert result.flag.mean() < 0.05
+    plain = model.analyze(signal, fs)  # without a profile: today's score and the bundle's threshold
+    np.testing.assert_allclose(plain.score, model.score(beats))
+    assert plain.threshold == model.threshold
+    np.testing.assert_array_equal(plain.flag, plain.score > model.threshold)
+
+
+def test_batches_score_like_the_whole_recording(model, profile, signal, data):
+    """Each beat's score depends on that beat, past RR intervals and the profile only: a stream sees the same."""
+    fs = data["fs"]
+    whole = model.analyze(signal, fs, profile)
+    beats, _, rr = beats_with_rr(signal, fs, model.preprocessing)
+    parts = []
+    for start in range(0, len(beats), 37):  # batches of 37 beats, each with the RR intervals seen before it
+        s, _ = wearer.score_beats(model, beats[start : start + 37], rr[start : start + 37], profile,
+                                  rr_history=rr[:start])
+        parts.append(s)
+    np.testing.assert_allclose(np.concatenate(parts), whole.score, rtol=1e-12, atol=1e-12)
+
+
+def test_calibration_is_deterministic(model, profile, signal, data):
+    again = model.calibrate(signal, data["fs"], seconds=ENROL)
+    assert again.to_dict() == profile.to_dict()
+    np.testing.assert_array_equal(model.analyze(signal, data["fs"], again).score,
+                                  model.analyze(signal, data["fs"], profile).score)
+
+
+@pytest.mark.parametrize("score", ["template", "residual"])
+def test_contamination_tolerance(bundles, data, score):
+    """A baseline holding 30 % abnormal beats (ECG5000 classes 2-5) gives the wearer's median beat and the
+    ranking of held-out beats nearly as a clean one does, and the threshold stays above normal beats."""
+    model = Model.load(bundles["ae"])
+    x, y = data["ecg5000"], data["labels"]
+    normal, abnormal = np.flatnonzero(y == "1"), np.flatnonzero(y != "1")
+    calib_n, test_n, calib_a, test_a = normal[::2], normal[1::2], abnormal[::2], abnormal[1::2]
+    picked = calib_a[np.linspace(0, len(calib_a) - 1, round(0.3 / 0.7 * len(calib_n))).astype(int)]
+    clean = wearer.calibrate_beats(model, x[calib_n], None, score)
+    dirty = wearer.calibrate_beats(model, x[np.r_[calib_n, picked]], None, score)
+    assert len(picked) / (len(picked) + len(calib_n)) == pytest.approx(0.3, abs=0.01)
+    # the median beat moves by less than a tenth of a beat's spread (beats are z-scored: spread 1)
+    assert np.sqrt(np.square(dirty.template - clean.template).mean()) < 0.1
+    aucs = {}
+    for name, p in (("clean", clean), ("dirty", dirty)):
+        sn, _ = wearer.score_beats(model, x[test_n], None, p)
+        sa, _ = wearer.score_beats(model, x[test_a], None, p)
+        aucs[name] = (sa[:, None] > sn[None, :]).mean() + 0.5 * (sa[:, None] == sn[None, :]).mean()
+        assert (sn > p.threshold).mean() <= 0.05  # held-out normal beats: the false-alarm target holds
+    assert aucs["clean"] > 0.9 and aucs["dirty"] > aucs["clean"] - 0.02
+
+
+def test_refuses_a_profile_of_another_bundle(model, profile, bundles, signal, data, tmp_path):
+    other = dict(profile.to_dict(), graphs={"encoder": "0" * 64, "decoder": "1" * 64})
+    foreign = wearer.WearerProfile.from_dict(other)
+    with pytest.raises(InputError, match="calibrate again with this bundle"):
+        model.analyze(signal, data["fs"], foreign)
+    ecg = Model.load(bundles["ae"])  # another model entirely (L = 140)
+    with pytest.raises(InputError, match="calibrated with this bundle"):
+        profile.check_bundle(wearer.model_graphs(ecg), ecg.input_length, ecg.latent_dim)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "version", "nan_threshold", "missing", "short_template",
+                                    "zero_scale", "unknown_score"])
+def test_refuses_a_damaged_profile(profile, tmp_path, damage):
+    d = profile.to_dict()
+    path = tmp_path / "wearer.json"
+    if damage == "truncated":
+        text = json.dumps(d)[:-200]
+    else:
+        if damage == "version":
+            d["format_version"] = 99
+        elif damage == "nan_threshold":
+            d["threshold"] = float("nan")
+        elif damage == "missing":
+            del d["latent_precision"]
+        elif damage == "short_template":
+            d["median_residual"] = d["median_residual"][:-1]
+        elif damage == "zero_scale":
+            d["feature_scale"]["residual"] = 0.0
+        else:
+            d["score"] = "magic"
+        text = json.dumps(d)
+    path.write_text(text)
+    with pytest.raises(InputError, match="profile"):
+        wearer.WearerProfile.load(path)
+
+
+def test_calibration_refuses_bad_arguments(model, signal, data):
+    with pytest.raises(InputError, match="at least 20 beats"):
+        model.calibrate(signal, data["fs"], seconds=5.0)
+    with pytest.raises(InputError, match="false_alarm_rate"):
+        model.calibrate(signal, data["fs"], false_alarm_rate=0.7)
+    with pytest.raises(InputError, match="score"):
+        model.calibrate(signal, data["fs"], score="magic")
+    with pytest.raises(InputError, match="seconds"):
+        model.calibrate(signal, data["fs"], seconds=float("nan"))
+
+
+def test_cli_calibrate_then_score_with_the_profile(model, mitdb_bundle, signal, data, tmp_path, capsys):
+    raw, prof, out = tmp_path / "ecg.npy", tmp_path / "wearer.json", tmp_path / "scores.csv"
+    np.save(raw, signal)
+    assert main(["calibrate", str(mitdb_bundle), str(raw), "--fs", "360", "--seconds", "120",
+                 "--out", str(prof)]) == 0
+    assert "threshold" in capsys.readouterr().out
+    assert main(["score", str(mitdb_bundle), str(raw), "--fs", "360", "--profile", str(prof),
+                 "--out", str(out)]) == 0
+    rows = np.loadtxt(out, delimiter=",")
+    expected = model.analyze(signal, data["fs"], wearer.WearerProfile.load(prof))
+    np.testing.assert_array_equal(rows[:, 0], expected.r_peak)
+    np.testing.assert_allclose(rows[:, 1], expected.score, rtol=1e-8)
+    np.testing.assert_array_equal(rows[:, 2].astype(bool), expected.flag)
+    capsys.readouterr()
+    prof.write_text(prof.read_text()[:100])  # damaged: exit code 2 and one line, no traceback
+    assert main(["score", str(mitdb_bundle), str(raw), "--fs", "360", "--profile", str(prof),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "profile" in err and "Traceback" not in err
+    assert main(["score", str(mitdb_bundle), str(raw), "--fs", "360", "--profile", str(prof), "--threshold", "1",
+                 "--out", str(out)]) == 2
