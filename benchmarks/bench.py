@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import detection, memory, parity, report, roofline, targets
+from . import detection, memory, monitor, parity, report, roofline, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -144,6 +144,9 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         log("Beat detection: record-100 conditions, synthetic ventricular beats, XQRS agreement, raw -> scores")
         with timed(seconds, "detector"):
             detector = detection.measure(model, quick)
+        log("Streaming monitor: latency and cost per block size, soak")
+        with timed(seconds, "monitor"):
+            streaming = monitor.measure(model, quick)
     graphs = manifest["graphs"]
     macs = {"encoder": graphs["encoder"]["macs_per_beat"], "decoder": graphs["decoder"]["macs_per_beat"],
             "decoder_literal": graphs["decoder"].get("macs_per_beat_literal", graphs["decoder"]["macs_per_beat"])}
@@ -168,7 +171,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         "phase_seconds": seconds,
     }
     if model.preprocessing.sample_rate is not None:
-        result["detector"] = detector
+        result["detector"], result["monitor"] = detector, streaming
     result["targets"] = targets.evaluate(result)
     write_json(out / "bench.json", result)
     plotted = report.plot(result, out / "latency.png")

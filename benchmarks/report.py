@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.io import atomic_write_bytes
-from . import detection
+from . import detection, monitor
 from .ratios import COMPARISONS, find
 
 OP_ORDER = ("encode", "decode", "reconstruct")
@@ -147,6 +147,7 @@ def markdown(r: dict, image: str | None = None) -> str:
              f"{_num(r['memory']['bench_process_peak_mb'], ',.0f')} MB, holding torch and the literal decoders' "
              "activations.)", "",
              *(detection.markdown(r["detector"]) + [""] if "detector" in r else []),
+             *(monitor.markdown(r["monitor"]) + [""] if "monitor" in r else []),
              "## Settings", "", *_settings(r), ""]
     return "\n".join(lines)
 
