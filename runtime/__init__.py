@@ -9,9 +9,10 @@
 from .bundle import FORMAT, FORMAT_VERSION, read_manifest
 from .errors import BundleError, EcgaeError, InputError
 from .model import Model
+from .monitor import BeatEvent, Monitor
 from .preprocess import Preprocessing
 from .wearer import Beats, WearerProfile
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "BundleError", "EcgaeError", "InputError", "Model", "Preprocessing",
            "read_manifest"]
-__all__ += ["Beats", "WearerProfile"]
+__all__ += ["BeatEvent", "Beats", "Monitor", "WearerProfile"]
