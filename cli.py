@@ -21,6 +21,7 @@ COMMANDS = {
     "score": ("ecgae.runtime.cli", "beats -> anomaly scores and flags"),
     "sample": ("ecgae.runtime.cli", "decode z ~ N(0, I) into beats"),
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
+    "score-archive": ("ecgae.archive.cli", "score every recording of an archive to Parquet (in-process or Ray)"),
 }
 
 
