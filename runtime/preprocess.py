@@ -7,6 +7,7 @@ the model was trained with: resample -> zero-phase FIR band-pass -> R-peak windo
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,7 +146,7 @@ def detect_r_peaks(filtered: np.ndarray, fs: float) -> np.ndarray:
     refractory = int(round(0.25 * fs))
     chosen: list[int] = []
     for c in candidates[np.argsort(-mwi[candidates], kind="stable")]:
-        j = np.searchsorted(chosen, c)
+        j = bisect.bisect_left(chosen, c)  # O(log n) on the list; np.searchsorted copies it: O(n^2) overall
         if (j > 0 and c - chosen[j - 1] < refractory) or (j < len(chosen) and chosen[j] - c < refractory):
             continue
         chosen.insert(j, int(c))
