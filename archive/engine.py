@@ -122,8 +122,12 @@ def on_ray(todo: list[Recording], options: Options, workers: int) -> Iterator[di
     ds = ray.data.from_items([r.to_dict() for r in todo], override_num_blocks=len(todo))
     ds = ds.map_batches(_RayScorer, fn_constructor_args=(asdict(options),), batch_size=1, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
-    for item in ds.iter_rows():
-        yield json.loads(item["row"])
+    try:
+        for item in ds.iter_rows():
+            yield json.loads(item["row"])
+    except Exception as e:  # an actor lost (node down, out of memory): finished outputs stay, a rerun resumes
+        raise EcgaeError(f"the Ray pipeline failed ({type(e).__name__}: {' '.join(str(e).split())[:500]}); "
+                         "outputs written so far are complete, and running the same command again resumes") from None
 
 
 def run(recordings: list[Recording], options: Options, workers: int = 1, ray_address: str | None = None,
