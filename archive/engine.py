@@ -48,7 +48,7 @@ class Scorer:
 
     def __call__(self, rec: Recording) -> dict:
         o = self.options
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         row = {"record": rec.name, "source": rec.path, "status": "failed", "beats": 0}
         try:
             signal, fs, lead = read_recording(rec, o.lead, o.fs)
@@ -61,7 +61,8 @@ class Scorer:
             row["error"] = str(e)
         except Exception as e:  # a reader's or numpy's surprise must not stop the archive
             row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())}"
-        return row | {"seconds": time.perf_counter() - t0, "pid": os.getpid(), "rss_mb": peak_rss_mb()}
+        return row | {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
+                      "pid": os.getpid(), "rss_mb": peak_rss_mb()}
 
 
 def peak_rss_mb() -> float:

@@ -235,7 +235,7 @@ def test_ray_output_equals_in_process(mitdb_bundle, archive, tmp_path):
     local = _run(mitdb_bundle, [archive], tmp_path / "local")
     on_ray = _run(mitdb_bundle, [archive], tmp_path / "ray", workers=2)
     assert len({r["pid"] for r in on_ray.values()} - {os.getpid()}) == 2  # two actors did the work
-    strip = ("seconds", "pid", "rss_mb")
+    strip = ("seconds", "cpu_seconds", "pid", "rss_mb")
     assert {k: {f: v for f, v in r.items() if f not in strip} for k, r in on_ray.items()} == \
         {k: {f: v for f, v in r.items() if f not in strip} for k, r in local.items()}
     a, b = _tables(tmp_path / "local"), _tables(tmp_path / "ray")
