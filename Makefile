@@ -12,7 +12,7 @@ RT_PY := $(RT_VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,plot,dev]'
+	$(PY) -m pip install --quiet -e '.[train,plot,dev,archive]'
 	touch $@
 
 # The lean install: numpy + onnxruntime only (plus the test tools), no torch, no onnx.

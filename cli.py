@@ -24,6 +24,7 @@ COMMANDS = {
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
     "monitor": ("ecgae.runtime.cli_monitor", "raw samples in (stdin or a file), one JSON line per beat out"),
     "calibrate": ("ecgae.runtime.cli_wearer", "a wearer's profile from their own baseline ECG"),
+    "score-archive": ("ecgae.archive.cli", "score every recording of an archive to Parquet (in-process or Ray)"),
 }
 
 

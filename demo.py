@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
            "--out", str(root / "samples.npy"), "--plot", str(root / "samples.png")])
     _call(["bench", str(chapter), "--run", str(root / "runs" / runs[0].name), "--out", str(root / "bench")]
           + (["--quick"] if args.quick else []))
+    from .archive.bench import write_bench as archive_bench  # the [archive] extra: pyarrow, Ray, edfio
+
+    archive_bench(chapter, root / "archive", quick=args.quick)
     summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,
                "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw}
     write_json(root / "demo.json", summary | {"evaluation": results})

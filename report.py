@@ -145,6 +145,8 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
     if bench_md.is_file():
         body = bench_md.read_text().split("\n", 1)[-1]  # drop its own title
         parts += ["## Benchmark (chapter AE, MIT-BIH, L = 450)", body.replace("](", "](bench/")]
+    if (root / "archive" / "archive_bench.md").is_file():  # written by ecgae.archive.bench
+        parts.append((root / "archive" / "archive_bench.md").read_text())
     path = root / "report.md"
     atomic_write_bytes(path, ("\n\n".join(parts) + "\n").encode())
     return path

@@ -17,7 +17,8 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     report = (tmp_path / "report.md").read_text()
     for section in ("## The chapter's figures", "## Held-out metrics", "## Corrected decoder vs the seed decoder",
                     "## Export parity", "## The runtime on a raw signal", "## Benchmark", "## Targets",
-                    "## Cross-wearer scoring"):
+                    "## Cross-wearer scoring",
+                    "## Archive-scale scoring"):
         assert section in report, section
     runs = plan(quick=True)
     for r in runs:

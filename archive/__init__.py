@@ -1,0 +1,5 @@
+"""ecgae.archive: score whole archives of recordings (WFDB, EDF/EDF+, raw .npy/.csv) to Parquet, in-process
+or on Ray Data. A client of ``ecgae.runtime``; nothing in the package imports it.
+
+Needs the ``archive`` extra: ``pip install 'ecgae[archive]'`` (pyarrow, ray[data], edfio, wfdb, tqdm).
+"""
