@@ -103,7 +103,7 @@ def add_ort(tmp: Path, manifest: dict, variants: dict, beats: np.ndarray, latent
     config; returns the new variant sections and the manifest's ``ort_build`` entry."""
     sources = {"ort": ("fp32", manifest["graphs"], manifest)}
     if "int8" in variants:
-        sources["int8.ort"] = ("int8", variants["int8"]["graphs"], variants["int8"])
+        sources["int8_ort"] = ("int8", variants["int8"]["graphs"], variants["int8"])
     onnx_files = [tmp / entry["file"] for _, graphs, _ in sources.values() for entry in graphs.values()]
     converted, config = convert_to_ort(onnx_files, tmp)
     out = {}
