@@ -274,7 +274,11 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
             "versions": _versions(),
         }
         if int8 or ort:
-            _add_variants(tmp, run, cfg, graphs, manifest, (beats, latents, expected), int8, ort,
+            sources = dict(graphs)
+            if int8:  # the 1-D encoder quantizes to faster INT8 kernels than the 2-D one (docs/bundle.md)
+                sources["encoder"] = to_onnx(EncoderGraph(fold_batchnorm(model)), torch.zeros(3, 1, length), "x",
+                                             enc_outputs, opset, {})
+            _add_variants(tmp, run, cfg, sources, manifest, (beats, latents, expected), int8, ort,
                           lambda name: _graph_metadata(section, prep["sample_rate"], name, "int8"), log)
         write_json(tmp / "manifest.json", manifest)
     log(f"Wrote {out}: encoder {macs['encoder']:,} MACs/beat, decoder {macs['decoder']:,} MACs/beat "
@@ -284,7 +288,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
 
 def _add_variants(tmp: Path, run: Path, cfg: dict, graphs: dict[str, bytes], manifest: dict, data: tuple,
                   int8: bool, ort: bool, metadata: Callable[[str], dict[str, str]], log: Callable[..., object]) -> None:
-    """Write the INT8 and/or .ort graphs into ``tmp`` and record them in ``manifest["variants"]``."""
+    """Write the INT8 and/or .ort graphs into ``tmp`` and record them in ``manifest["variants"]``; ``graphs``
+    are the FP32 graphs to quantize."""
     from .edge import add_int8, add_ort  # onnxruntime.quantization and .tools load only when asked for
 
     variants: dict = {}
