@@ -101,10 +101,16 @@ def quantize_pair(fp32: dict[str, bytes], train_beats: np.ndarray, train_latents
                   log: Callable[..., object] = print) -> Int8Graphs:
     """INT8 encoder and decoder; layers are kept FP32 greedily only while the validation MSE is over budget."""
     calibration = {"encoder": ("x", train_beats), "decoder": ("z", train_latents)}
+    built: dict[tuple, bytes] = {}  # (graph, its FP32 nodes) -> INT8 graph: a trial re-quantizes one graph only
 
     def build(exclude: list[str]) -> dict[str, bytes]:
-        return {name: quantize_graph(fp32[name], *calibration[name], [n for n in exclude if n in nodes[name]],
-                                     metadata(name)) for name in fp32}
+        out = {}
+        for name in fp32:
+            key = (name, *(n for n in exclude if n in nodes[name]))
+            if key not in built:
+                built[key] = quantize_graph(fp32[name], *calibration[name], list(key[1:]), metadata(name))
+            out[name] = built[key]
+        return out
 
     nodes = {name: compute_nodes(data) for name, data in fp32.items()}
     base = reconstruction_mse(fp32["encoder"], fp32["decoder"], val_beats)

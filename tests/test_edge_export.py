@@ -50,13 +50,10 @@ def test_a_layer_stays_fp32_only_when_the_measurement_says_so(bundles, monkeypat
     assert {n for n, quantized in flags.items() if not quantized} == set(q.fp32_nodes)
 
 
-def test_export_cli_int8_and_ort(tiny_runs, tmp_path, capsys):
+def test_export_cli_ort_alone(tiny_runs, tmp_path, capsys):
     out = tmp_path / "b"
-    assert main(["export", str(tiny_runs["ae"]), "--out", str(out), "--int8"]) == 0
-    assert "INT8: validation reconstruction MSE" in capsys.readouterr().out
-    m = json.loads((out / "manifest.json").read_text())
-    assert set(m["variants"]) == {"int8"} and "ort_build" not in m
-    assert main(["export", str(tiny_runs["ae"]), "--out", str(out), "--ort", "--force"]) == 0
+    assert main(["export", str(tiny_runs["ae"]), "--out", str(out), "--ort"]) == 0
+    assert "ORT format: encoder.ort, decoder.ort and required_operators.config" in capsys.readouterr().out
     m = json.loads((out / "manifest.json").read_text())
     assert set(m["variants"]) == {"ort"} and m["ort_build"]["covers"] == ["decoder.ort", "encoder.ort"]
     assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder.ort", "encoder.onnx", "encoder.ort",

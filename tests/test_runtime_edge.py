@@ -112,3 +112,11 @@ def test_variant_missing_its_graph_entry_is_refused(bundles, tmp_path):
     (b / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match="lacks the field 'variants.int8.graphs.decoder.sha256'"):
         Model.load(b, precision="int8")
+
+
+def test_info_lists_the_variants(bundles, capsys):
+    from ecgae.cli import main
+
+    assert main(["info", str(bundles["ae"])]) == 0
+    out = capsys.readouterr().out
+    assert "int8 .onnx: encoder.int8.onnx, decoder.int8.onnx" in out and "fp32 .ort: encoder.ort, decoder.ort" in out
