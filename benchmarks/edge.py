@@ -150,7 +150,7 @@ def compare(bundle: Path, manifest: dict, inputs: dict[str, np.ndarray], s: Sett
         row["total"] = row["encoder"] + row["decoder"]
         row["vs_fp32"] = row["total"] / sizes[0]["total"]
     peers = [ort_peer(bundle, 1, PEER[v], graphs=sec["graphs"]) for v, sec in sections.items()]
-    latency, _, _ = measure_peers(peers, inputs, dataclasses.replace(s, batches=(), threads=(1,)), log)
+    latency, _, _ = measure_peers(peers, inputs, dataclasses.replace(s, batches=(), threads=(1,)), lambda *_: None)
     rates = interleaved_throughput(peers, inputs, max(s.min_repeats, int(s.min_time_s * 300)))
     del peers
     speed = []
@@ -161,6 +161,8 @@ def compare(bundle: Path, manifest: dict, inputs: dict[str, np.ndarray], s: Sett
             speed.append({"variant": _name(*v), "op": op, "p50_us": lat["p50_us"],
                           "beats_per_s": rate and rate["beats_per_s"],
                           "vs_fp32": rate and base and rate["beats_per_s"] / base["beats_per_s"]})
+            log(f"  {_name(*v):<11} {op:<11} p50 {lat['p50_us']:9.1f} us at batch 1; "
+                f"{rate['beats_per_s']:,.0f} beats/s at batch {BATCH} ({speed[-1]['vs_fp32']:.2f}x FP32)")
     beats, labels, normal = _held_out(manifest)
     models = {v: Model.load(bundle, precision=v[0], graph_format=v[1]) for v in held}
     accuracy = _accuracy(models, beats, labels, normal)
