@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import detection, memory, monitor, parity, report, roofline, targets
+from . import detection, edge, memory, monitor, parity, report, roofline, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -140,6 +140,8 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         matmul = roofline.matmul_reference(s.matmul_n, s.matmul_repeats)
     with timed(seconds, "memory_probe"):
         peak = memory.runtime_peak_rss(bundle, s.memory_beats, s.memory_chunk)
+    with timed(seconds, "edge_formats"):
+        edge_section = edge.compare(bundle, manifest, inputs, s, log)
     if model.preprocessing.sample_rate is not None:  # a model of raw ECG: how it finds the beats
         log("Beat detection: record-100 conditions, synthetic ventricular beats, XQRS agreement, raw -> scores")
         with timed(seconds, "detector"):
@@ -168,6 +170,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
                     "achieved": roofline.achieved_table(rates, macs, matmul["gmacs"])},
         "parity": parity_report,
         "memory": {"runtime_only": peak, "bench_process_peak_mb": memory.vm_hwm_mb()},
+        "edge": edge_section,
         "phase_seconds": seconds,
     }
     if model.preprocessing.sample_rate is not None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .bench import run_bench
+from .edge import format_target
 from .report import format_value
 
 
@@ -26,4 +27,7 @@ def run(args: argparse.Namespace) -> int:
         state = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         print(f"  {state:>12}: {t['text']}: {format_value(t['measured'], t['unit'])}"
               + (f" ({t['note']})" if t["met"] is None else ""))
+    for t in (result["edge"] or {}).get("targets", []):
+        state = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        print(f"  {state:>12}: {t['text']}: {format_target(t['measured'], t['unit'])}")
     return 0

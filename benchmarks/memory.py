@@ -33,12 +33,12 @@ def _maxrss_mb() -> float:
     return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
-def _probe(bundle_dir: str, n_beats: int, chunk: int) -> dict:
+def _probe(bundle_dir: str, n_beats: int, chunk: int, precision: str = "fp32", graph_format: str = "onnx") -> dict:
     import numpy as np
     from ecgae.runtime import Model
 
     after_import = vm_hwm_mb()
-    model = Model.load(bundle_dir, threads=1)
+    model = Model.load(bundle_dir, threads=1, precision=precision, graph_format=graph_format)
     rng = np.random.default_rng(0)
     done = 0
     while done < n_beats:
@@ -46,7 +46,7 @@ def _probe(bundle_dir: str, n_beats: int, chunk: int) -> dict:
         model.encode(rng.standard_normal((size, model.input_length), dtype=np.float32))
         done += size
     peak, maxrss = vm_hwm_mb(), _maxrss_mb()
-    return {"beats": done, "chunk": chunk, "threads": 1,
+    return {"beats": done, "chunk": chunk, "threads": 1, "precision": precision, "graph_format": graph_format,
             "peak_rss_mb": maxrss if peak is None else peak,
             "peak_rss_source": "ru_maxrss" if peak is None else "VmHWM",
             "rss_after_import_mb": maxrss if after_import is None else after_import, "ru_maxrss_mb": maxrss,
@@ -54,12 +54,14 @@ def _probe(bundle_dir: str, n_beats: int, chunk: int) -> dict:
             "ecgae_modules": sorted(m for m in sys.modules if m.startswith("ecgae"))}
 
 
-def runtime_peak_rss(bundle_dir: str | os.PathLike, n_beats: int, chunk: int = 1024) -> dict:
-    """Peak RSS (MB) of a runtime-only process encoding ``n_beats`` beats, and what it imported."""
+def runtime_peak_rss(bundle_dir: str | os.PathLike, n_beats: int, chunk: int = 1024, precision: str = "fp32",
+                     graph_format: str = "onnx") -> dict:
+    """Peak RSS (MB) of a runtime-only process encoding ``n_beats`` beats with the chosen graphs, and what it
+    imported."""
     from .child import run_child  # here, not at the top: the probe process must load nothing but the runtime
 
-    return run_child(__name__, [str(bundle_dir), str(n_beats), str(chunk)])
+    return run_child(__name__, [str(bundle_dir), str(n_beats), str(chunk), precision, graph_format])
 
 
 if __name__ == "__main__":
-    print(json.dumps(_probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
+    print(json.dumps(_probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6])))

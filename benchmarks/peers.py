@@ -25,6 +25,9 @@ DESCRIPTIONS = {
     "ort_naive": "onnxruntime on the chapter's literal seed decoder (export --naive), (L/2)^2 samples per channel",
     "torch": "torch eager, eval, no_grad, tiled decoder (model.literal = False)",
     "torch_literal": "torch eager, eval, no_grad, the chapter's literal decoder as written (model.literal = True)",
+    "ort_int8": "onnxruntime on the bundle's INT8 QDQ graphs (export --int8)",
+    "ort_format": "onnxruntime on the bundle's FP32 graphs in .ort format (export --ort)",
+    "ort_format_int8": "onnxruntime on the bundle's INT8 graphs in .ort format (export --int8 --ort)",
 }
 
 
@@ -38,9 +41,11 @@ class Peer:
     activate: Callable[[], None] = field(default=lambda: None)
 
 
-def ort_peer(bundle_dir: Path, threads: int, name: str = "ort", ops: tuple[str, ...] = OPS) -> Peer:
-    """Raw onnxruntime sessions (created once, reused, spinning off) on a bundle's two graphs."""
-    graphs = read_manifest(bundle_dir)["graphs"]
+def ort_peer(bundle_dir: Path, threads: int, name: str = "ort", ops: tuple[str, ...] = OPS,
+             graphs: dict | None = None) -> Peer:
+    """Raw onnxruntime sessions (created once, reused, spinning off) on a bundle's two graphs: the FP32
+    ``graphs`` of its manifest unless another variant's are given."""
+    graphs = read_manifest(bundle_dir)["graphs"] if graphs is None else graphs
     enc = make_session(Path(bundle_dir) / graphs["encoder"]["file"], threads, "all")
     dec = make_session(Path(bundle_dir) / graphs["decoder"]["file"], threads, "all")
     x_name, z_name = enc.get_inputs()[0].name, dec.get_inputs()[0].name

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.io import atomic_write_bytes
-from . import detection, monitor
+from . import detection, edge, monitor
 from .ratios import COMPARISONS, find
 
 OP_ORDER = ("encode", "decode", "reconstruct")
@@ -146,6 +146,7 @@ def markdown(r: dict, image: str | None = None) -> str:
              f"**{'yes' if mem['torch_imported'] else 'no'}**. (The bench process itself peaked at "
              f"{_num(r['memory']['bench_process_peak_mb'], ',.0f')} MB, holding torch and the literal decoders' "
              "activations.)", "",
+             *(edge.markdown(r["edge"]) + [""] if r.get("edge") else []),
              *(detection.markdown(r["detector"]) + [""] if "detector" in r else []),
              *(monitor.markdown(r["monitor"]) + [""] if "monitor" in r else []),
              "## Settings", "", *_settings(r), ""]

@@ -174,11 +174,13 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _graph_metadata(model_section: dict, sample_rate: float | None, graph: str) -> dict[str, str]:
+def _graph_metadata(model_section: dict, sample_rate: float | None, graph: str,
+                    precision: str = "fp32") -> dict[str, str]:
     """Key manifest fields as strings (JSON for non-strings), so a bare .onnx file describes itself."""
     fields = {"format_version": FORMAT_VERSION, "kind": model_section["kind"], "arch": model_section["arch"],
               "input_length": model_section["input_length"], "latent_dim": model_section["latent_dim"],
-              "sample_rate": sample_rate, "decoder_graph": model_section["decoder_graph"], "graph": graph}
+              "sample_rate": sample_rate, "decoder_graph": model_section["decoder_graph"], "graph": graph,
+              "precision": precision}
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
 
 
@@ -189,12 +191,14 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive: bool = False, atol: float = 1e-4,
-               force: bool = False, opset: int = 17, log: Callable[..., object] = print) -> dict:
+               force: bool = False, opset: int = 17, int8: bool = False, ort: bool = False,
+               log: Callable[..., object] = print) -> dict:
     """Export a run to a bundle in ``out_dir`` and return its manifest.
 
     ``naive`` exports the chapter's literal seed decoder instead of the exact tiled rewrite (for
     benchmarks). Raises :class:`ParityError` (nothing written) when onnxruntime and torch differ by more
     than ``atol``; ``force`` replaces an existing bundle, only once the new one is complete and certified.
+    ``int8`` adds static INT8 QDQ graphs, ``ort`` adds ``.ort`` files and a minimal-build config (``variants``).
     """
     run, out = Path(run_dir), Path(out_dir)
     if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol > 0):
@@ -251,9 +255,11 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": section,
             "graphs": {
-                "encoder": {"file": "encoder.onnx", "sha256": _sha256(graphs["encoder"]), "inputs": ["x"],
+                "encoder": {"file": "encoder.onnx", "sha256": _sha256(graphs["encoder"]), "precision": "fp32",
+                            "format": "onnx", "bytes": len(graphs["encoder"]), "inputs": ["x"],
                             "outputs": list(enc_outputs), "macs_per_beat": macs["encoder"]},
-                "decoder": {"file": "decoder.onnx", "sha256": _sha256(graphs["decoder"]), "inputs": ["z"],
+                "decoder": {"file": "decoder.onnx", "sha256": _sha256(graphs["decoder"]), "precision": "fp32",
+                            "format": "onnx", "bytes": len(graphs["decoder"]), "inputs": ["z"],
                             "outputs": ["x_hat"], "macs_per_beat": macs["decoder"],
                             "macs_per_beat_literal": literal_macs},
             },
@@ -267,7 +273,29 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
             "parity": {**parity, "n_beats": len(beats), "n_latents": len(latents)},
             "versions": _versions(),
         }
+        if int8 or ort:
+            sources = dict(graphs)
+            if int8:  # the 1-D encoder quantizes to faster INT8 kernels than the 2-D one (docs/bundle.md)
+                sources["encoder"] = to_onnx(EncoderGraph(fold_batchnorm(model)), torch.zeros(3, 1, length), "x",
+                                             enc_outputs, opset, {})
+            _add_variants(tmp, run, cfg, sources, manifest, (beats, latents, expected), int8, ort,
+                          lambda name: _graph_metadata(section, prep["sample_rate"], name, "int8"), log)
         write_json(tmp / "manifest.json", manifest)
     log(f"Wrote {out}: encoder {macs['encoder']:,} MACs/beat, decoder {macs['decoder']:,} MACs/beat "
         f"(literal form {literal_macs:,})")
     return manifest
+
+
+def _add_variants(tmp: Path, run: Path, cfg: dict, graphs: dict[str, bytes], manifest: dict, data: tuple,
+                  int8: bool, ort: bool, metadata: Callable[[str], dict[str, str]], log: Callable[..., object]) -> None:
+    """Write the INT8 and/or .ort graphs into ``tmp`` and record them in ``manifest["variants"]``; ``graphs``
+    are the FP32 graphs to quantize."""
+    from .edge import add_int8, add_ort  # onnxruntime.quantization and .tools load only when asked for
+
+    variants: dict = {}
+    if int8:
+        variants["int8"] = add_int8(tmp, run, cfg, graphs, manifest, *data, metadata, log)
+    if ort:
+        ort_variants, manifest["ort_build"] = add_ort(tmp, manifest, variants, *data, log)
+        variants |= ort_variants
+    manifest["variants"] = variants

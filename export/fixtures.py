@@ -34,10 +34,10 @@ def train_tiny(root: Path) -> dict[str, Path]:
 
 
 def export_tiny(runs: dict[str, Path], root: Path, force: bool = False) -> dict[str, Path]:
-    """Export each run to root/<kind>."""
+    """Export each run to root/<kind>, with its INT8 and .ort variants."""
     bundles = {}
     for kind, run in runs.items():
-        export_run(run, Path(root) / kind, force=force, log=_quiet)
+        export_run(run, Path(root) / kind, force=force, int8=True, ort=True, log=_quiet)
         bundles[kind] = Path(root) / kind
     return bundles
 

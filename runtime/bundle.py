@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BundleError, describe
+from .errors import BundleError, InputError, describe
 from .preprocess import Preprocessing
 
 FORMAT = "ecgae-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KINDS = ("ae", "vae")
+PRECISIONS = ("fp32", "int8")
+GRAPH_FORMATS = ("onnx", "ort")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -65,15 +67,49 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict:
     for dotted in ("model.input_length", "model.latent_dim"):
         if (size := _field(manifest, dotted, int, bundle)) < 1:
             raise BundleError(f"bundle {bundle}: {dotted}: expected >= 1, received {size}")
+    _check_graphs(manifest, "graphs", bundle)
+    return manifest
+
+
+def _check_graphs(manifest: dict, prefix: str, bundle: Path) -> None:
+    """The encoder and decoder entries under ``prefix``: file, sha256 and the input/output names."""
     for graph in ("encoder", "decoder"):
         for key in ("file", "sha256"):
-            _field(manifest, f"graphs.{graph}.{key}", str, bundle)
+            _field(manifest, f"{prefix}.{graph}.{key}", str, bundle)
         for key in ("inputs", "outputs"):
-            names = _field(manifest, f"graphs.{graph}.{key}", list, bundle)
+            names = _field(manifest, f"{prefix}.{graph}.{key}", list, bundle)
             if not names or not all(isinstance(n, str) for n in names):
-                raise BundleError(f"bundle {bundle}: graphs.{graph}.{key}: expected a non-empty list of "
+                raise BundleError(f"bundle {bundle}: {prefix}.{graph}.{key}: expected a non-empty list of "
                                   f"names, received {names!r}")
-    return manifest
+
+
+def variant_key(precision: str, graph_format: str) -> str | None:
+    """The manifest's ``variants`` key of a precision and format (None: the FP32 .onnx ``graphs``), or an
+    InputError naming the unknown value."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: expected one of {PRECISIONS}, received {precision!r}")
+    if graph_format not in GRAPH_FORMATS:
+        raise InputError(f"graph_format: expected one of {GRAPH_FORMATS}, received {graph_format!r}")
+    parts = [p for p in (precision, graph_format) if p not in ("fp32", "onnx")]
+    return "_".join(parts) or None
+
+
+def variant(manifest: dict, bundle_dir: str | os.PathLike, precision: str = "fp32",
+            graph_format: str = "onnx") -> dict:
+    """The section describing one precision and format: ``graphs`` (encoder, decoder), ``parity`` and
+    ``anomaly``; the manifest's own for FP32 .onnx, else its ``variants`` entry (bundles exported with
+    ``--int8`` and/or ``--ort``). BundleError when the bundle does not hold that variant."""
+    key, bundle = variant_key(precision, graph_format), Path(bundle_dir)
+    if key is None:
+        return manifest
+    held = manifest.get("variants") if isinstance(manifest.get("variants"), dict) else {}
+    if key not in held:
+        flag = {"int8": "--int8", "ort": "--ort", "int8_ort": "--int8 --ort"}[key]
+        raise BundleError(f"bundle {bundle}: expected {precision} graphs in {graph_format} format (variants.{key}), "
+                          f"received a bundle holding {['fp32', *held] if held else ['fp32']}; "
+                          f"export it with 'ecgae export RUN {flag}'")
+    _check_graphs(manifest, f"variants.{key}.graphs", bundle)
+    return held[key]
 
 
 def preprocessing(manifest: dict, bundle_dir: str | os.PathLike) -> Preprocessing:

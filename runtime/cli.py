@@ -178,9 +178,19 @@ def _info(model: Model, parity: bool) -> int:
         f"parity        passed={parity_at_export.get('passed', '?')} at atol {parity_at_export.get('atol', '?')} "
         "(export time)",
         f"versions      {m.get('versions', {})}",
+        f"variants      {_variants(m)}",
     ]
     print("\n".join(lines))
     if parity:
         diffs = model.check_parity()
         print("parity now    " + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + " (max |runtime - torch|)")
     return 0
+
+
+def _variants(manifest: dict) -> str:
+    """The bundle's edge graphs (export --int8 / --ort) by precision and format, or that it has none."""
+    held = manifest.get("variants") if isinstance(manifest.get("variants"), dict) else {}
+    parts = [f"{v.get('precision', '?')} .{v.get('format', '?')}: "
+             + ", ".join(str(g.get("file")) for g in v.get("graphs", {}).values() if isinstance(g, dict))
+             for v in held.values() if isinstance(v, dict)]
+    return "; ".join(parts) + " (Model.load precision=, graph_format=)" if parts else "none (FP32 .onnx only)"

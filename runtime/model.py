@@ -35,9 +35,11 @@ class _Graph:
         self.input, self.outputs = inputs[0], list(outputs)
 
     @classmethod
-    def load(cls, bundle_dir: Path, manifest: dict, name: str, width: int, **session_args) -> _Graph:
-        """Hash-check, open, and compare the session's interface with what the manifest declares."""
-        entry = manifest["graphs"][name]
+    def load(cls, bundle_dir: Path, manifest: dict, name: str, width: int, entry: dict | None = None,
+             **session_args) -> _Graph:
+        """Hash-check, open, and compare the session's interface with what the manifest declares;
+        ``entry`` is the graph's manifest entry when it is not the FP32 one (``graphs.<name>``)."""
+        entry = manifest["graphs"][name] if entry is None else entry
         path = bundle_io.verified_file(bundle_dir, entry, f"graphs.{name}")
         try:
             session = make_session(path, **session_args)
@@ -91,13 +93,18 @@ class Model:
         self.latent_dim: int = manifest["model"]["latent_dim"]
         self.preprocessing: Preprocessing = bundle_io.preprocessing(manifest, bundle_dir)
         self.threshold: float | None = _threshold(manifest, bundle_dir)
+        self.precision, self.graph_format = "fp32", "onnx"
+        self._parity = manifest.get("parity")
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
-             optimization: str = "all", chunk: int = CHUNK) -> Model:
+             optimization: str = "all", chunk: int = CHUNK, precision: str = "fp32",
+             graph_format: str = "onnx") -> Model:
         """Verify the manifest (format, version) and each graph's sha256, then create the two sessions once.
 
         ``threads`` is onnxruntime's intra-op thread count (spinning stays off); ``chunk`` caps beats per call.
+        ``precision`` ("fp32" or "int8") and ``graph_format`` ("onnx" or "ort") pick the graphs; INT8 brings
+        its own anomaly threshold and parity figures.
         """
         if not isinstance(bundle_dir, str | os.PathLike):
             raise InputError(f"bundle_dir: expected a folder path, received {describe(bundle_dir)}")
@@ -111,9 +118,17 @@ class Model:
         providers = None if providers is None else list(providers)
         args = dict(threads=threads, optimization=optimization, providers=providers)
         model = manifest["model"]
-        encoder = _Graph.load(bundle_dir, manifest, "encoder", model["input_length"], **args)
-        decoder = _Graph.load(bundle_dir, manifest, "decoder", model["latent_dim"], **args)
-        return cls(bundle_dir, manifest, encoder, decoder, chunk)
+        chosen = bundle_io.variant(manifest, bundle_dir, precision, graph_format)
+        encoder = _Graph.load(bundle_dir, manifest, "encoder", model["input_length"],
+                              chosen["graphs"]["encoder"], **args)
+        decoder = _Graph.load(bundle_dir, manifest, "decoder", model["latent_dim"], chosen["graphs"]["decoder"],
+                              **args)
+        loaded = cls(bundle_dir, manifest, encoder, decoder, chunk)
+        if chosen is not manifest:
+            loaded.precision, loaded.graph_format = precision, graph_format
+            loaded.threshold = _threshold(chosen, bundle_dir)
+            loaded._parity = chosen.get("parity")
+        return loaded
 
     @property
     def manifest(self) -> dict:
@@ -204,7 +219,7 @@ class Model:
         re-check the graphs it runs. BundleError when an element breaks the manifest's criterion
         |actual - expected| <= atol + rtol * |expected| (the one export certified)."""
         ref = bundle_io.load_reference(self.bundle_dir, self._manifest)
-        parity = self._manifest.get("parity") if isinstance(self._manifest.get("parity"), dict) else {}
+        parity = self._parity if isinstance(self._parity, dict) else {}
         atol, rtol = float(parity.get("atol", 1e-4)), float(parity.get("rtol", 0.0))
         try:
             x, z_sample = ref["x"], ref["z_sample"]

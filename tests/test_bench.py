@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from ecgae.runtime.errors import InputError
 PEERS_WITH_RUN = {"ort", "runtime", "torch", "torch_literal", "ort_naive"}
 TOP_KEYS = {"schema", "schema_version", "created_utc", "bundle", "run", "machine", "versions", "settings", "peers",
             "latency", "throughput", "skipped", "ratios", "compute", "parity", "memory", "phase_seconds",
-            "targets"}
+            "targets", "edge"}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,32 @@ def test_refuses_an_out_that_is_a_file(bundles, tmp_path):
     target.write_text("not a folder")
     with pytest.raises(InputError, match="--out: expected a folder that can be written"):
         run_bench(bundles["ae"], target, quick=True, log=lambda *_: None)
+
+
+def test_edge_formats_compared_in_one_run(bundle_only):
+    result, out = bundle_only
+    e = result["edge"]
+    assert e["variants"] == ["fp32 .onnx", "int8 .onnx", "fp32 .ort", "int8 .ort"]
+    sizes = {r["variant"]: r for r in e["bytes"]}
+    bundle = Path(result["bundle"]["path"])
+    for name, r in sizes.items():
+        infix, suffix = (".int8" if name.startswith("int8") else ""), name.split(".")[-1]
+        assert [r["encoder"], r["decoder"]] == [(bundle / f"{g}{infix}.{suffix}").stat().st_size
+                                                for g in ("encoder", "decoder")]
+        assert r["vs_fp32"] == pytest.approx(r["total"] / sizes["fp32 .onnx"]["total"])
+    assert {(r["variant"], r["op"]) for r in e["speed"]} == {(v, op) for v in e["variants"]
+                                                              for op in ("encode", "decode", "reconstruct")}
+    assert all(r["p50_us"] > 0 and r["beats_per_s"] > 0 for r in e["speed"])
+    fp32, int8 = e["accuracy"][0], e["accuracy"][1]
+    assert fp32["latent_max_abs_vs_fp32"] == 0 and fp32["recon_mse_change"] == 0
+    assert 0 < int8["latent_max_abs_vs_fp32"] < 1 and int8["threshold"] != fp32["threshold"]
+    assert [m["variant"] for m in e["memory"]] == e["variants"]
+    assert all(m["torch_imported"] is False and m["onnx_imported"] is False for m in e["memory"])
+    assert {"QLinearConv", "QGemm"} <= {k["kernel"] for k in e["kernel_profile"]["int8 .onnx encoder"]}
+    assert not any(k["kernel"].startswith("QLinear") for k in e["kernel_profile"]["fp32 .onnx encoder"])
+    by_id = {t["id"]: t for t in e["targets"]}
+    assert by_id["int8_bytes"]["measured"] == sizes["int8 .onnx"]["vs_fp32"]
+    assert by_id["int8_recon_mse_change"]["measured"] == int8["recon_mse_change"]
+    assert all(isinstance(t["met"], bool) for t in e["targets"])
+    md = (out / "bench.md").read_text()
+    assert "## Edge formats: FP32 vs INT8 vs ORT format" in md and "### Kernels onnxruntime ran" in md

@@ -188,6 +188,13 @@ def training_selection(bs: BeatSet, idx: np.ndarray, classes: list[str]) -> np.n
     return sel
 
 
+def threshold_beats(bs: BeatSet, train_idx: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Indices the anomaly threshold is calibrated on: the training beats labelled normal, or all of them
+    when the data is unlabelled; and whether labels were used."""
+    normal = train_idx[bs.labels[train_idx] == bs.normal_label]
+    return (normal, True) if len(normal) else (train_idx, False)
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
     """Train (or resume) a run in ``out``; returns metrics.json's content."""
     cfg.check()
@@ -227,10 +234,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
             f"KLD: {row['kld']:.4f}, Val loss: {row['val_loss']:.4f}")
         _save_checkpoint(out, model, opt, epoch, history)
     model.eval()
-    normal = train_idx[bs.labels[train_idx] == bs.normal_label]
-    labelled = len(normal) > 0
-    if not labelled:  # unlabelled data: every training beat stands for normal
-        normal = train_idx
+    normal, labelled = threshold_beats(bs, train_idx)
     threshold = threshold_from_scores(beat_scores(model, bs.beats[normal]), cfg.threshold_rule)
     test_scores = beat_scores(model, bs.beats[parts["test"]])
     metrics = {
