@@ -32,6 +32,7 @@ class _Graph:
     def __init__(self, name: str, path: Path, session: ort.InferenceSession, inputs: list[str], outputs: list[str]):
         self.name, self.path, self.session = name, path, session
         self.input, self.outputs = inputs[0], list(outputs)
+        self.primary = self.outputs[:1]  # z or mu for the encoder, x_hat for the decoder
 
     @classmethod
     def load(cls, bundle_dir: Path, manifest: dict, name: str, width: int, **session_args) -> _Graph:
@@ -56,26 +57,35 @@ class _Graph:
                               f"received {declared} (graph)")
         return cls(name, path, session, inputs, outputs)
 
-    def run(self, x: np.ndarray, chunk: int) -> dict[str, np.ndarray]:
-        """All outputs for a validated float32 batch, computed ``chunk`` rows per onnxruntime call."""
+    def run(self, x: np.ndarray, chunk: int, outputs: list[str] | None = None) -> list[np.ndarray]:
+        """``outputs`` (default: all) for a validated float32 batch, ``chunk`` rows per onnxruntime call; a
+        batch that fits in one chunk is passed as it is, without slicing or concatenation."""
+        names = self.outputs if outputs is None else outputs
         try:
-            chunks = [self.session.run(self.outputs, {self.input: x[start : start + chunk]})
-                      for start in range(0, len(x), chunk)]
+            if len(x) <= chunk:
+                result = self.session.run(names, {self.input: x})
+            else:
+                parts = [self.session.run(names, {self.input: x[start : start + chunk]})
+                         for start in range(0, len(x), chunk)]
+                result = [np.concatenate(values) for values in zip(*parts)]
         except Exception as e:  # inputs are validated; reaching this means the graph itself is at fault
             reason = " ".join(str(e).split())
             raise EcgaeError(f"{self.name} ({self.path.name}): onnxruntime failed on {describe(x)}: "
                              f"{reason}") from None
-        result = {o: chunks[0][i] if len(chunks) == 1 else np.concatenate([c[i] for c in chunks])
-                  for i, o in enumerate(self.outputs)}
-        if not all(np.isfinite(v).all() for v in result.values()):
-            raise InputError(f"{ROLE[self.name]}: expected values of a size the model can compute on (beats are "
-                             f"z-scored, latents of order 1), received {describe(x)} with max |x| = "
-                             f"{float(np.abs(x).max()):.3g}, which overflowed float32 in the {self.name}")
+        for value in result:
+            if not validate.all_finite(value):
+                raise InputError(f"{ROLE[self.name]}: expected values of a size the model can compute on (beats "
+                                 f"are z-scored, latents of order 1), received {describe(x)} with max |x| = "
+                                 f"{float(np.abs(x).max()):.3g}, which overflowed float32 in the {self.name}")
         return result
 
+    def named(self, x: np.ndarray, chunk: int) -> dict[str, np.ndarray]:
+        """Every output by name."""
+        return dict(zip(self.outputs, self.run(x, chunk)))
+
     def first(self, x: np.ndarray, chunk: int) -> np.ndarray:
-        """The primary output: z or mu for the encoder, x_hat for the decoder."""
-        return self.run(x, chunk)[self.outputs[0]]
+        """The primary output alone; the others (a VAE's logvar) are not fetched, copied or checked."""
+        return self.run(x, chunk, self.primary)[0]
 
 
 class Model:
@@ -121,7 +131,7 @@ class Model:
 
     def encoder_outputs(self, beats: object) -> dict[str, np.ndarray]:
         """Every encoder output by name: ``z`` (AE) or ``mu`` and ``logvar`` (VAE), each [B, latent]."""
-        return self._encoder.run(validate.as_beats(beats, self.input_length), self._chunk)
+        return self._encoder.named(validate.as_beats(beats, self.input_length), self._chunk)
 
     def encode(self, beats: object) -> np.ndarray:
         """Beats -> latents [B, latent]: z for an AE, the posterior mean mu for a VAE (deterministic)."""
@@ -137,11 +147,11 @@ class Model:
 
     def _reconstruct(self, x: np.ndarray) -> np.ndarray:
         """Validated [B, 1, L] -> [B, 1, L], chunk by chunk end to end so no [B, latent] detour is kept."""
-        parts = []
-        for start in range(0, len(x), self._chunk):
-            parts.append(self._decoder.first(self._encoder.first(x[start : start + self._chunk], self._chunk),
-                                             self._chunk))
-        return np.concatenate(parts)
+        chunk, encoder, decoder = self._chunk, self._encoder, self._decoder
+        if len(x) <= chunk:
+            return decoder.first(encoder.first(x, chunk), chunk)
+        return np.concatenate([decoder.first(encoder.first(x[start : start + chunk], chunk), chunk)
+                               for start in range(0, len(x), chunk)])
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Decode ``n`` draws of z ~ N(0, I) [n, L]; the same integer seed gives the same beats."""
@@ -152,7 +162,8 @@ class Model:
     def score(self, beats: object) -> np.ndarray:
         """Per-beat anomaly score [B] float64: mean squared reconstruction error over samples, as in training."""
         x = validate.as_beats(beats, self.input_length)
-        return np.square(self._reconstruct(x).astype(np.float64) - x).mean(axis=(1, 2))  # float64: no overflow
+        error = np.subtract(self._reconstruct(x), x, dtype=np.float64)  # float64: neither overflows nor rounds
+        return np.matmul(error, error.transpose(0, 2, 1)).ravel() / self.input_length  # [B,1,L] @ [B,L,1]
 
     def decision_threshold(self, threshold: float | None = None) -> float:
         """``threshold`` if given, else the bundle's calibrated one; BundleError when there is neither."""
