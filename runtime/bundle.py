@@ -65,7 +65,8 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict:
     for dotted in ("model.input_length", "model.latent_dim"):
         if (size := _field(manifest, dotted, int, bundle)) < 1:
             raise BundleError(f"bundle {bundle}: {dotted}: expected >= 1, received {size}")
-    for graph in ("encoder", "decoder"):
+    graphs = _field(manifest, "graphs", dict, bundle)
+    for graph in ("encoder", "decoder", *(["score"] if "score" in graphs else [])):  # score: optional, later
         for key in ("file", "sha256"):
             _field(manifest, f"graphs.{graph}.{key}", str, bundle)
         for key in ("inputs", "outputs"):
