@@ -65,8 +65,8 @@ def _ready(x: object, width: int) -> bool:
     """The fast path: ``x`` already is what the full checks would return, give or take a view (a C-contiguous,
     native float32 ndarray whose last axis is ``width``, holding at least one row, all finite). Anything
     else takes the full checks, which accept it or say what is wrong."""
-    return (type(x) is np.ndarray and x.dtype == FLOAT32 and x.flags.c_contiguous and x.shape[-1:] == (width,)
-            and x.size > 0 and all_finite(x))
+    return (type(x) is np.ndarray and x.dtype == FLOAT32 and x.flags.c_contiguous and x.size != 0
+            and x.ndim != 0 and x.shape[-1] == width and all_finite(x))
 
 
 def as_beats(x: object, length: int, name: str = "beats") -> np.ndarray:

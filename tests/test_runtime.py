@@ -294,6 +294,7 @@ def test_sample_refuses_bad_seeds(models, seed):
     (np.zeros((2, 4, 1, 140), np.float32), "received array of shape"),
     (np.zeros((0, 140), np.float32), "at least one row, received an empty batch"),
     (np.float32(1.0), r"received array of shape \(\)"),
+    (np.array(1.0, np.float32), r"received array of shape \(\)"),
     (np.full((2, 140), np.nan), r"finite values, received 280 NaN/Inf \(first at index \(0, 0\)\)"),
     (np.r_[np.zeros(139), np.inf], "finite values, received 1 NaN/Inf"),
     # float32, C-contiguous, in an accepted layout: the fast path's inputs, refused with the same messages
