@@ -300,7 +300,7 @@ def test_sample_refuses_bad_seeds(models, seed):
     # float32, C-contiguous, in an accepted layout: the fast path's inputs, refused with the same messages
     (np.r_[np.zeros(139), np.nan].astype(np.float32)[None, None], r"1 NaN/Inf \(first at index \(0, 139\)\)"),
     (np.r_[np.zeros(139), -np.inf].astype(np.float32), r"1 NaN/Inf \(first at index \(0, 139\)\)"),
-    (np.r_[np.nan, np.zeros(139)].astype(np.float32), r"1 NaN/Inf \(first at index \(0, 0\)\)"),  # z finite
+    (np.r_[np.nan, np.zeros(139)].astype(np.float32), r"1 NaN/Inf \(first at index \(0, 0\)\)"),
     (np.full((1, 1, 140), 3e38, np.float32), "overflowed float32 in the encoder"),  # finite, x.x overflows
     (np.full((1, 140), 1e39), "within float32 range"),
     (np.zeros((1, 140), dtype=object), "real numbers .* dtype object"),
