@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import detection, edge, memory, monitor, parity, report, roofline, targets
+from . import detection, edge, memory, monitor, overhead, parity, report, roofline, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -131,6 +131,10 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
                     part += rows
                 names |= dict.fromkeys(p.name for p in peers)
                 del peers
+    log("Batch-1 cost of ecgae.runtime.Model over the raw onnxruntime calls, in alternating blocks")
+    with timed(seconds, "overhead"):
+        overhead_rows = overhead.measure_overhead(bundle, inputs["x"][:1], s.overhead_rounds, s.overhead_calls,
+                                                  s.overhead_warmup)
     log("Parity against torch at ORT_DISABLE_ALL and ORT_ENABLE_ALL; matmul reference; runtime-only memory probe")
     with timed(seconds, "parity"):
         parity_report = parity.measure_parity(bundle, manifest, reference)
@@ -166,6 +170,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         "throughput": rates,
         "skipped": skipped,
         "ratios": speedups(latency, rates),
+        "overhead": overhead_rows,
         "compute": {"macs_per_beat": macs, "matmul_reference": matmul,
                     "achieved": roofline.achieved_table(rates, macs, matmul["gmacs"])},
         "parity": parity_report,

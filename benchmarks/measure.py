@@ -36,12 +36,15 @@ class Settings:
     memory_chunk: int = 1024
     matmul_n: int = 1024
     matmul_repeats: int = 10
+    overhead_rounds: int = 20  # Model vs raw onnxruntime at batch 1: alternating blocks of overhead_calls
+    overhead_calls: int = 100
+    overhead_warmup: int = 20
 
 
 FULL = Settings()
 QUICK = Settings(latency_calls=20, min_latency_calls=5, latency_warmup=2, latency_budget_s=0.5, batches=(1, 8, 256),
                  min_time_s=0.0, min_repeats=1, cell_budget_s=2.0, parity_beats=32, memory_beats=2048,
-                 matmul_n=256, matmul_repeats=3)
+                 matmul_n=256, matmul_repeats=3, overhead_rounds=3, overhead_calls=20, overhead_warmup=2)
 
 
 def _latency(fn: Callable[[], object], s: Settings) -> dict:

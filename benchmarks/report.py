@@ -31,7 +31,7 @@ def format_value(value: float | None, unit: str) -> str:
     """A target's figure in its unit: 6.0x, 10.3%, 4.77e-07; a dash when not measured."""
     if value is None:
         return "—"
-    return {"x": f"{value:,.1f}x", "fraction": f"{value:.1%}"}.get(unit, f"{value:.2e}")
+    return {"x": f"{value:,.1f}x", "cost": f"{value:.2f}x", "fraction": f"{value:.1%}"}.get(unit, f"{value:.2e}")
 
 
 def _targets(r: dict) -> list[str]:
@@ -52,6 +52,12 @@ def _latency(r: dict) -> list[str]:
         rows.append([op, peer, *(_num(one.get(k), ",.1f") for k in ("p50_us", "p90_us", "p99_us")),
                      _num(two.get("p50_us"), ",.1f")])
     return _table(["op", "peer", "p50", "p90", "p99", "p50, 2 threads"], rows)
+
+
+def _overhead(r: dict) -> list[str]:
+    rows = [[o["op"], _num(o["ort_p50_us"], ",.1f"), _num(o["runtime_p50_us"], ",.1f"), f"{o['ratio']:.2f}x"]
+            for o in r["overhead"]]
+    return _table(["op", "raw onnxruntime p50 (µs)", "`ecgae.runtime.Model` p50 (µs)", "cost ratio"], rows)
 
 
 def _throughput(r: dict) -> list[str]:
@@ -136,6 +142,9 @@ def markdown(r: dict, image: str | None = None) -> str:
              "## Speed-ups measured in this run (1 thread)", "", *_speedups(r), "",
              *([f"![latency and throughput, torch vs onnxruntime]({image})", ""] if image else []),
              "## Latency per call at batch 1 (µs; 1 thread unless noted)", "", *_latency(r), "",
+             "## Batch-1 cost of the runtime API over raw onnxruntime (1 thread)", "",
+             f"Alternating blocks, {r['overhead'][0]['calls']:,} timed calls each; raw = the onnxruntime calls "
+             "each method replaces (reconstruct and score: encoder then decoder).", "", *_overhead(r), "",
              "## Throughput (beats/s)", "", *_throughput(r), "",
              "## Compute ceiling", "", *_compute(r), "",
              "## Parity against torch", "", *_parity(r), "",

@@ -6,6 +6,7 @@ reported with ``met: null`` and the reason, not as met.
 
 from __future__ import annotations
 
+from .overhead import OPS as OVERHEAD_OPS
 from .ratios import find
 
 TARGETS = (
@@ -19,6 +20,9 @@ TARGETS = (
      "unit": "", "compare": "<=", "threshold": 1e-5},
     {"id": "encode_b256_roofline", "text": "encode, batch 256: >= 40% of the single-thread matmul GMAC/s",
      "unit": "fraction", "compare": ">=", "threshold": 0.40},
+    *({"id": f"{op}_b1_runtime_over_ort", "unit": "cost", "compare": "<=", "threshold": 1.25,
+       "text": f"{op}, batch 1, p50: ecgae.runtime.Model <= 1.25x the raw onnxruntime calls it replaces"}
+      for op in OVERHEAD_OPS),
 )
 
 
@@ -39,6 +43,9 @@ def _measure(target_id: str, result: dict) -> tuple[float | None, str]:
             return None, "not a seed decoder"
         levels = result["parity"]["levels"].values()
         return max(level["decoder.x_hat"]["max_abs"] for level in levels), result["parity"]["source"]
+    if target_id.endswith("_b1_runtime_over_ort"):
+        row = find(result["overhead"], op=target_id.split("_")[0])
+        return row["ratio"], f"p50 {row['runtime_p50_us']:.1f} vs {row['ort_p50_us']:.1f} us"
     row = find(result["compute"]["achieved"], peer="ort", op="encode", threads=1, batch=256)
     return (row["fraction_of_matmul"], "") if row else (None, "batch 256 not measured")
 

@@ -37,8 +37,10 @@ from .fold import fold_batchnorm
 from .graphs import (
     ENCODER_OUTPUTS,
     MIN_ONNXRUNTIME,
+    SCORE_OUTPUTS,
     DecoderGraph,
     EncoderGraph,
+    ScoreGraph,
     check_opset,
     pinned_ir_version,
     to_onnx,
@@ -73,6 +75,15 @@ def torch_outputs(model: nn.Module, kind: str, beats: np.ndarray, latents: np.nd
     out["decoder.x_hat"] = model.decode(torch.from_numpy(latents)).numpy()
     out["reconstruct.x_hat"] = model.decode(enc[0]).numpy()
     return out
+
+
+def score_outputs(expected: dict[str, np.ndarray], kind: str, beats: np.ndarray) -> dict[str, np.ndarray]:
+    """The score graph's expected outputs, from torch's: its latent and reconstruction, and the per-beat
+    MSE of that reconstruction taken in float64."""
+    primary, x_hat = ENCODER_OUTPUTS[kind][0], expected["reconstruct.x_hat"]
+    error = x_hat.astype(np.float64) - beats
+    return {f"score.{primary}": expected[f"encoder.{primary}"], "score.x_hat": x_hat,
+            "score.score": (error * error).mean(axis=(1, 2))}
 
 
 def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray]:
@@ -226,9 +237,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
                            _graph_metadata(section, prep["sample_rate"], "encoder")),
         "decoder": to_onnx(DecoderGraph(deployed), torch.zeros(3, latent), "z", ("x_hat",), opset,
                            _graph_metadata(section, prep["sample_rate"], "decoder")),
+        "score": to_onnx(ScoreGraph(deployed), torch.zeros(3, 1, length), "x", SCORE_OUTPUTS[kind], opset,
+                         _graph_metadata(section, prep["sample_rate"], "score")),
     }
     latents = np.random.default_rng(LATENT_SEED).standard_normal((N_PARITY, latent)).astype(np.float32)
     expected = torch_outputs(reference_model(model), kind, beats, latents)
+    expected |= score_outputs(expected, kind, beats)
     reference = {"x": beats[:N_REFERENCE],
                  **{name: expected[f"encoder.{name}"][:N_REFERENCE] for name in enc_outputs},
                  "x_hat": expected["reconstruct.x_hat"][:N_REFERENCE],
@@ -243,7 +257,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
     with _staging(out) as tmp:
         for name, data in graphs.items():
             atomic_write_bytes(tmp / f"{name}.onnx", data)
-        parity, failures = bundle_parity(tmp / "encoder.onnx", tmp / "decoder.onnx", beats, latents, expected, atol)
+        parity, failures = bundle_parity(tmp / "encoder.onnx", tmp / "decoder.onnx", beats, latents, expected, atol,
+                                         score=tmp / "score.onnx")
         log(format_table(parity))
         if failures:
             raise ParityError(f"parity failed (atol {atol:g}, {len(failures)} output(s)): " + "; ".join(failures))
@@ -262,6 +277,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
                             "format": "onnx", "bytes": len(graphs["decoder"]), "inputs": ["z"],
                             "outputs": ["x_hat"], "macs_per_beat": macs["decoder"],
                             "macs_per_beat_literal": literal_macs},
+                "score": {"file": "score.onnx", "sha256": _sha256(graphs["score"]), "precision": "fp32",
+                          "format": "onnx", "bytes": len(graphs["score"]), "inputs": ["x"],
+                          "outputs": list(SCORE_OUTPUTS[kind]), "macs_per_beat": macs["score"]},
             },
             "reference": {"file": "reference.npz", "sha256": _sha256(reference_bytes)},
             "onnx": {"opset": opset, "ir_version": pinned_ir_version(opset), "min_onnxruntime": MIN_ONNXRUNTIME},
@@ -273,8 +291,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
             "parity": {**parity, "n_beats": len(beats), "n_latents": len(latents)},
             "versions": _versions(),
         }
-        if int8 or ort:
-            sources = dict(graphs)
+        if int8 or ort:  # the variants hold the encoder and decoder; the one-call score graph stays FP32 .onnx
+            sources = {name: graphs[name] for name in ("encoder", "decoder")}
             if int8:  # the 1-D encoder quantizes to faster INT8 kernels than the 2-D one (docs/bundle.md)
                 sources["encoder"] = to_onnx(EncoderGraph(fold_batchnorm(model)), torch.zeros(3, 1, length), "x",
                                              enc_outputs, opset, {})

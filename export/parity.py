@@ -75,20 +75,22 @@ def run_graph(path: str | os.PathLike, inputs: Mapping[str, np.ndarray], optimiz
 
 def bundle_outputs(encoder: str | os.PathLike, decoder: str | os.PathLike, beats: np.ndarray,
                    latents: np.ndarray, optimization: str = "all",
-                   chunks: Sequence[int] = CHUNKS) -> dict[str, np.ndarray]:
+                   chunks: Sequence[int] = CHUNKS, score: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """ORT outputs of an encoder/decoder pair, keyed like the manifest: ``encoder.<out>`` for ``beats``
     [N,1,L], ``decoder.x_hat`` for ``latents`` [M,latent], ``reconstruct.x_hat`` (encoder then decoder,
-    through the encoder's first output: z, or mu for a VAE)."""
+    through the encoder's first output: z, or mu for a VAE); with a ``score`` graph, ``score.<out>`` too."""
     enc = run_graph(encoder, {"x": beats}, optimization, chunks)
     out = {f"encoder.{k}": v for k, v in enc.items()}
     out["decoder.x_hat"] = run_graph(decoder, {"z": latents}, optimization, chunks)["x_hat"]
     out["reconstruct.x_hat"] = run_graph(decoder, {"z": next(iter(enc.values()))}, optimization, chunks)["x_hat"]
+    if score is not None:
+        out |= {f"score.{k}": v for k, v in run_graph(score, {"x": beats}, optimization, chunks).items()}
     return out
 
 
 def bundle_parity(encoder: str | os.PathLike, decoder: str | os.PathLike, beats: np.ndarray, latents: np.ndarray,
-                  expected: Mapping[str, np.ndarray], atol: float,
-                  levels: Mapping[str, str] = LEVELS) -> tuple[dict, list[str]]:
+                  expected: Mapping[str, np.ndarray], atol: float, levels: Mapping[str, str] = LEVELS,
+                  score: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
     """Compare ``expected`` (same keys as :func:`bundle_outputs`) with ORT at every level.
 
     Returns the manifest's parity section and one line per failing output (empty when it passes).
@@ -96,7 +98,7 @@ def bundle_parity(encoder: str | os.PathLike, decoder: str | os.PathLike, beats:
     report: dict = {"atol": atol, "rtol": RTOL, "passed": True, "levels": {}}
     failures = []
     for level, optimization in levels.items():
-        actual = bundle_outputs(encoder, decoder, beats, latents, optimization)
+        actual = bundle_outputs(encoder, decoder, beats, latents, optimization, score=score)
         if set(actual) != set(expected):
             raise InputError(f"parity: expected outputs {sorted(expected)}, the graphs give {sorted(actual)}")
         report["levels"][level] = {key: error_stats(expected[key], actual[key]) for key in expected}

@@ -72,8 +72,9 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict:
 
 
 def _check_graphs(manifest: dict, prefix: str, bundle: Path) -> None:
-    """The encoder and decoder entries under ``prefix``: file, sha256 and the input/output names."""
-    for graph in ("encoder", "decoder"):
+    """The encoder, decoder and (optional) score entries under ``prefix``: file, sha256, input/output names."""
+    graphs = _field(manifest, prefix, dict, bundle)
+    for graph in ("encoder", "decoder", *(["score"] if "score" in graphs else [])):
         for key in ("file", "sha256"):
             _field(manifest, f"{prefix}.{graph}.{key}", str, bundle)
         for key in ("inputs", "outputs"):

@@ -19,11 +19,12 @@ from .errors import BundleError, EcgaeError, InputError, describe
 from .preprocess import Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
 from .preprocess import beats_with_rr as _beats_with_rr
-from .session import make_session
+from .session import direct_run, make_session
 
 CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
 # the throughput of 4096-beat calls on 4096 beats, measured on a 2-core Xeon
-ROLE = {"encoder": "beats", "decoder": "z"}  # what callers call each graph's input, for error messages
+ROLE = {"x": "beats", "z": "z"}  # what callers call each graph input, for error messages
+STAGE = {"z": "encoder", "mu": "encoder", "logvar": "encoder", "x_hat": "decoder", "score": "decoder"}
 MAX_SAMPLE_BYTES = 1 << 31  # sample() output cap: a typo'd n should be refused, not exhaust memory
 
 
@@ -33,6 +34,8 @@ class _Graph:
     def __init__(self, name: str, path: Path, session: ort.InferenceSession, inputs: list[str], outputs: list[str]):
         self.name, self.path, self.session = name, path, session
         self.input, self.outputs = inputs[0], list(outputs)
+        self.primary = self.outputs[:1]  # z or mu for the encoder and the score graph, x_hat for the decoder
+        self._run = direct_run(session)  # names were checked against the manifest above
 
     @classmethod
     def load(cls, bundle_dir: Path, manifest: dict, name: str, width: int, entry: dict | None = None,
@@ -59,35 +62,48 @@ class _Graph:
                               f"received {declared} (graph)")
         return cls(name, path, session, inputs, outputs)
 
-    def run(self, x: np.ndarray, chunk: int) -> dict[str, np.ndarray]:
-        """All outputs for a validated float32 batch, computed ``chunk`` rows per onnxruntime call."""
+    def run(self, x: np.ndarray, chunk: int, outputs: list[str] | None = None) -> list[np.ndarray]:
+        """``outputs`` (default: all) for a validated float32 batch, ``chunk`` rows per onnxruntime call; a
+        batch that fits in one chunk is passed as it is, without slicing or concatenation."""
+        names = self.outputs if outputs is None else outputs
         try:
-            chunks = [self.session.run(self.outputs, {self.input: x[start : start + chunk]})
-                      for start in range(0, len(x), chunk)]
+            if len(x) <= chunk:
+                result = self._run(names, {self.input: x}, None)
+            else:
+                parts = [self._run(names, {self.input: x[start : start + chunk]}, None)
+                         for start in range(0, len(x), chunk)]
+                result = [np.concatenate(values) for values in zip(*parts)]
         except Exception as e:  # inputs are validated; reaching this means the graph itself is at fault
             reason = " ".join(str(e).split())
             raise EcgaeError(f"{self.name} ({self.path.name}): onnxruntime failed on {describe(x)}: "
                              f"{reason}") from None
-        result = {o: chunks[0][i] if len(chunks) == 1 else np.concatenate([c[i] for c in chunks])
-                  for i, o in enumerate(self.outputs)}
-        if not all(np.isfinite(v).all() for v in result.values()):
-            raise InputError(f"{ROLE[self.name]}: expected values of a size the model can compute on (beats are "
-                             f"z-scored, latents of order 1), received {describe(x)} with max |x| = "
-                             f"{float(np.abs(x).max()):.3g}, which overflowed float32 in the {self.name}")
+        for name, value in zip(names, result):
+            if not validate.all_finite(value):
+                raise InputError(f"{ROLE[self.input]}: expected values of a size the model can compute on (beats "
+                                 f"are z-scored, latents of order 1), received {describe(x)} with max |x| = "
+                                 f"{float(np.abs(x).max()):.3g}, which overflowed float32 in the {STAGE[name]}")
         return result
 
+    def named(self, x: np.ndarray, chunk: int) -> dict[str, np.ndarray]:
+        """Every output by name."""
+        return dict(zip(self.outputs, self.run(x, chunk)))
+
     def first(self, x: np.ndarray, chunk: int) -> np.ndarray:
-        """The primary output: z or mu for the encoder, x_hat for the decoder."""
-        return self.run(x, chunk)[self.outputs[0]]
+        """The primary output alone; the others (a VAE's logvar) are not fetched, copied or checked."""
+        return self.run(x, chunk, self.primary)[0]
 
 
 class Model:
     """An exported AE or VAE, ready to encode, reconstruct, sample and score beats on CPU."""
 
-    def __init__(self, bundle_dir: Path, manifest: dict, encoder: _Graph, decoder: _Graph, chunk: int):
+    def __init__(self, bundle_dir: Path, manifest: dict, encoder: _Graph, decoder: _Graph, chunk: int,
+                 scorer: _Graph | None = None):
         self.bundle_dir = bundle_dir
         self._manifest = manifest
         self._encoder, self._decoder, self._chunk = encoder, decoder, chunk
+        self._scorer = scorer  # x -> (z or mu, x_hat, score) in one call; None in bundles written before it
+        if scorer is not None:  # what reconstruct and score fetch; z always, so that its overflow is refused
+            self._fetch_x_hat, self._fetch_score = scorer.outputs[:2], scorer.outputs[::2]
         self.kind: str = manifest["model"]["kind"]
         self.input_length: int = manifest["model"]["input_length"]
         self.latent_dim: int = manifest["model"]["latent_dim"]
@@ -123,7 +139,14 @@ class Model:
                               chosen["graphs"]["encoder"], **args)
         decoder = _Graph.load(bundle_dir, manifest, "decoder", model["latent_dim"], chosen["graphs"]["decoder"],
                               **args)
-        loaded = cls(bundle_dir, manifest, encoder, decoder, chunk)
+        scorer = None
+        if "score" in chosen["graphs"]:  # the one-call scoring graph (FP32 .onnx only)
+            scorer = _Graph.load(bundle_dir, manifest, "score", model["input_length"], chosen["graphs"]["score"],
+                                 **args)
+            if scorer.outputs != [encoder.outputs[0], "x_hat", "score"]:
+                raise BundleError(f"bundle {bundle_dir}: graphs.score.outputs: expected "
+                                  f"{[encoder.outputs[0], 'x_hat', 'score']}, received {scorer.outputs}")
+        loaded = cls(bundle_dir, manifest, encoder, decoder, chunk, scorer)
         if chosen is not manifest:
             loaded.precision, loaded.graph_format = precision, graph_format
             loaded.threshold = _threshold(chosen, bundle_dir)
@@ -137,7 +160,7 @@ class Model:
 
     def encoder_outputs(self, beats: object) -> dict[str, np.ndarray]:
         """Every encoder output by name: ``z`` (AE) or ``mu`` and ``logvar`` (VAE), each [B, latent]."""
-        return self._encoder.run(validate.as_beats(beats, self.input_length), self._chunk)
+        return self._encoder.named(validate.as_beats(beats, self.input_length), self._chunk)
 
     def encode(self, beats: object) -> np.ndarray:
         """Beats -> latents [B, latent]: z for an AE, the posterior mean mu for a VAE (deterministic)."""
@@ -149,15 +172,19 @@ class Model:
 
     def reconstruct(self, beats: object) -> np.ndarray:
         """Beats -> reconstructed beats [B, L] through z (AE) or mu (VAE), as training scores them."""
-        return self._reconstruct(validate.as_beats(beats, self.input_length))[:, 0, :]
+        x = validate.as_beats(beats, self.input_length)
+        if self._scorer is not None:
+            return self._scorer.run(x, self._chunk, self._fetch_x_hat)[1][:, 0, :]
+        return self._reconstruct(x)[:, 0, :]
 
     def _reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Validated [B, 1, L] -> [B, 1, L], chunk by chunk end to end so no [B, latent] detour is kept."""
-        parts = []
-        for start in range(0, len(x), self._chunk):
-            parts.append(self._decoder.first(self._encoder.first(x[start : start + self._chunk], self._chunk),
-                                             self._chunk))
-        return np.concatenate(parts)
+        """Validated [B, 1, L] -> [B, 1, L] through the two graphs, chunk by chunk end to end so no
+        [B, latent] detour is kept."""
+        chunk, encoder, decoder = self._chunk, self._encoder, self._decoder
+        if len(x) <= chunk:
+            return decoder.first(encoder.first(x, chunk), chunk)
+        return np.concatenate([decoder.first(encoder.first(x[start : start + chunk], chunk), chunk)
+                               for start in range(0, len(x), chunk)])
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Decode ``n`` draws of z ~ N(0, I) [n, L]; the same integer seed gives the same beats."""
@@ -168,7 +195,10 @@ class Model:
     def score(self, beats: object) -> np.ndarray:
         """Per-beat anomaly score [B] float64: mean squared reconstruction error over samples, as in training."""
         x = validate.as_beats(beats, self.input_length)
-        return np.square(self._reconstruct(x).astype(np.float64) - x).mean(axis=(1, 2))  # float64: no overflow
+        if self._scorer is not None:  # a finite score implies a finite x_hat, which is not fetched
+            return self._scorer.run(x, self._chunk, self._fetch_score)[1]
+        error = np.subtract(self._reconstruct(x), x, dtype=np.float64)  # float64: neither overflows nor rounds
+        return np.matmul(error, error.transpose(0, 2, 1)).ravel() / self.input_length  # [B,1,L] @ [B,L,1]
 
     def decision_threshold(self, threshold: float | None = None) -> float:
         """``threshold`` if given, else the bundle's calibrated one; BundleError when there is neither."""

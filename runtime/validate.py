@@ -12,6 +12,14 @@ import numpy as np
 from .errors import InputError, describe
 
 MIN_FS = 10.0  # Hz: far below any ECG recorder; guards the resampler against absurd upsampling
+FLOAT32 = np.dtype(np.float32)
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """True when no element of a float array is NaN or Inf. At batch 1 this runs on every call, so the usual
+    case costs one BLAS dot product (NaN and Inf propagate into x.x; single-threaded, no warning on
+    overflow); only when that is not finite (a NaN/Inf, or huge finite values) does the exact test run."""
+    return math.isfinite(np.vdot(arr, arr)) or bool(np.isfinite(arr).all())
 
 
 def as_numeric(x: object, name: str) -> np.ndarray:
@@ -31,7 +39,7 @@ def as_float32(arr: np.ndarray, name: str) -> np.ndarray:
     become Inf). One finiteness pass on the converted array: the diagnosis runs only on failure."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=np.float32)
-    if np.isfinite(out).all():
+    if all_finite(out):
         return out
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -53,14 +61,29 @@ def _batch(x: object, name: str, width: int, accepted: str, channel: bool = Fals
     return as_float32(rows, name)
 
 
+def _ready(x: object, width: int) -> bool:
+    """The fast path: ``x`` already is what the full checks would return, give or take a view (a C-contiguous,
+    native float32 ndarray whose last axis is ``width``, holding at least one row, all finite). Anything
+    else takes the full checks, which accept it or say what is wrong."""
+    return (type(x) is np.ndarray and x.dtype == FLOAT32 and x.flags.c_contiguous and x.size != 0
+            and x.ndim != 0 and x.shape[-1] == width and all_finite(x))
+
+
 def as_beats(x: object, length: int, name: str = "beats") -> np.ndarray:
     """Beats [B, L], [B, 1, L] or one beat [L] -> float32 [B, 1, L], the encoder's input."""
+    if _ready(x, length):
+        if x.ndim == 3 and x.shape[1] == 1:
+            return x
+        if x.ndim <= 2:
+            return x.reshape(-1, 1, length)
     accepted = f"beats of length L = {length}: [B, {length}], [B, 1, {length}] or [{length}]"
     return _batch(x, name, length, accepted, channel=True)[:, None, :]
 
 
 def as_latents(z: object, latent_dim: int, name: str = "z") -> np.ndarray:
     """Latent vectors [B, latent] or one [latent] -> float32 [B, latent], the decoder's input."""
+    if _ready(z, latent_dim) and z.ndim <= 2:
+        return z.reshape(-1, latent_dim)
     return _batch(z, name, latent_dim, f"latent vectors: [B, {latent_dim}] or [{latent_dim}]")
 
 

@@ -17,8 +17,8 @@ from ecgae.runtime.errors import InputError
 
 PEERS_WITH_RUN = {"ort", "runtime", "torch", "torch_literal", "ort_naive"}
 TOP_KEYS = {"schema", "schema_version", "created_utc", "bundle", "run", "machine", "versions", "settings", "peers",
-            "latency", "throughput", "skipped", "ratios", "compute", "parity", "memory", "phase_seconds",
-            "targets", "edge"}
+            "latency", "throughput", "skipped", "ratios", "overhead", "compute", "parity", "memory",
+            "phase_seconds", "targets", "edge"}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,20 @@ def test_targets_are_all_measured_with_a_run(with_run):
         assert isinstance(t["met"], bool) and math.isfinite(t["measured"]) and t["margin"] > 0
         limit = t["threshold"]
         assert t["met"] == (t["measured"] >= limit if t["compare"] == ">=" else t["measured"] <= limit)
+
+
+@pytest.mark.parametrize("case", ["with_run", "bundle_only"])
+def test_batch_1_cost_over_raw_onnxruntime_is_measured_for_each_method(case, request):
+    result, out = request.getfixturevalue(case)
+    rows = result["overhead"]
+    assert [r["op"] for r in rows] == ["encode", "reconstruct", "score"]
+    for r in rows:
+        assert r["batch"] == 1 and r["threads"] == 1 and r["calls"] == 60
+        assert r["ratio"] == pytest.approx(r["runtime_p50_us"] / r["ort_p50_us"]) and r["ort_p50_us"] > 0
+    by_id = {t["id"]: t for t in result["targets"]}
+    for r in rows:
+        assert by_id[f"{r['op']}_b1_runtime_over_ort"]["measured"] == r["ratio"]
+    assert "Batch-1 cost of the runtime API" in (out / "bench.md").read_text()
 
 
 def test_bundle_only_marks_torch_targets_unmeasured(bundle_only):

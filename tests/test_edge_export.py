@@ -57,4 +57,5 @@ def test_export_cli_ort_alone(tiny_runs, tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text())
     assert set(m["variants"]) == {"ort"} and m["ort_build"]["covers"] == ["decoder.ort", "encoder.ort"]
     assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder.ort", "encoder.onnx", "encoder.ort",
-                                                    "manifest.json", "reference.npz", "required_operators.config"]
+                                                    "manifest.json", "reference.npz", "required_operators.config",
+                                                    "score.onnx"]

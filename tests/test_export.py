@@ -142,8 +142,12 @@ def test_manifest_describes_the_bundle(tiny_runs, bundles, kind):
     assert m["graphs"]["encoder"]["outputs"] == outputs
     assert set(m["parity"]["levels"]) == {"disable_all", "enable_all"}
     for level in m["parity"]["levels"].values():
-        assert set(level) == {*(f"encoder.{o}" for o in outputs), "decoder.x_hat", "reconstruct.x_hat"}
+        assert set(level) == {*(f"encoder.{o}" for o in outputs), "decoder.x_hat", "reconstruct.x_hat",
+                              f"score.{outputs[0]}", "score.x_hat", "score.score"}
         assert all(s["max_abs"] <= 1e-4 for s in level.values())
+    assert m["graphs"]["score"]["outputs"] == [outputs[0], "x_hat", "score"]
+    assert m["graphs"]["score"]["macs_per_beat"] == m["graphs"]["encoder"]["macs_per_beat"] - 16 * 2 * (
+        len(outputs) - 1) + m["graphs"]["decoder"]["macs_per_beat"]  # the VAE's score graph skips logvar
     dec = m["graphs"]["decoder"]
     assert m["graphs"]["encoder"]["macs_per_beat"] == 16 * 47 * 5 + 16 * 8 * 16 * 5 + 16 * 2 * len(outputs)
     assert dec["macs_per_beat"] == 2 * 16 + 16 * 16 * 70 + 16 * 70

@@ -102,7 +102,7 @@ def test_forced_export_replaces_a_bundle_completely(bundles, tiny_runs, tmp_path
     manifest = export_run(tiny_runs["vae"], target, force=True, log=_quiet)
     assert json.loads((target / "manifest.json").read_text()) == manifest
     assert sorted(p.name for p in target.iterdir()) == ["decoder.onnx", "encoder.onnx", "manifest.json",
-                                                        "reference.npz"]
+                                                        "reference.npz", "score.onnx"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 

@@ -21,6 +21,7 @@ import pytest
 from ecgae.cli import main
 from ecgae.runtime import BundleError, InputError, Model, Preprocessing
 from ecgae.runtime.preprocess import beats_from_signal, design_bandpass, resample
+from ecgae.runtime.session import direct_run, make_session
 
 KINDS = ("ae", "vae")
 MODEL_RATE = 112.0  # Hz: puts 1.25 s of ECG in the test bundles' 140-sample window, as 450 at 360 Hz
@@ -203,6 +204,27 @@ def test_every_accepted_layout_and_dtype_gives_the_same_answer(models, beats, ki
     np.testing.assert_array_equal(model.encode(ints), model.encode(ints.astype(np.float32)))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_bundles_without_the_score_graph_still_load_and_give_the_same_results(bundles, models, beats, kind,
+                                                                              tmp_path):
+    older = edited_bundle(bundles[kind], tmp_path / "older", lambda m: m["graphs"].pop("score"))
+    (older / "score.onnx").unlink()
+    two_graphs, one_graph = Model.load(older), models[kind]
+    assert two_graphs._scorer is None and one_graph._scorer is not None
+    np.testing.assert_allclose(two_graphs.reconstruct(beats), one_graph.reconstruct(beats), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(two_graphs.score(beats), one_graph.score(beats), atol=1e-9, rtol=1e-6)
+    for model in (two_graphs, one_graph):  # the same refusal, whichever path the bundle takes
+        with pytest.raises(InputError, match="overflowed float32 in the encoder"):
+            model.score(np.full((1, 1, 140), 3e38, np.float32))
+
+
+def test_the_direct_session_call_gives_the_public_calls_outputs(bundles, beats):
+    session = make_session(bundles["vae"] / "encoder.onnx")
+    x = beats[:3, None, :]
+    np.testing.assert_array_equal(direct_run(session)(["mu", "logvar"], {"x": x}, None),
+                                  session.run(["mu", "logvar"], {"x": x}))
+
+
 def test_chunked_runs_equal_one_call(bundles, beats):
     whole, chunked = Model.load(bundles["vae"]), Model.load(bundles["vae"], chunk=7)
     for method in ("encode", "reconstruct", "score"):
@@ -265,8 +287,14 @@ def test_sample_refuses_bad_seeds(models, seed):
     (np.zeros((2, 4, 1, 140), np.float32), "received array of shape"),
     (np.zeros((0, 140), np.float32), "at least one row, received an empty batch"),
     (np.float32(1.0), r"received array of shape \(\)"),
+    (np.array(1.0, np.float32), r"received array of shape \(\)"),
     (np.full((2, 140), np.nan), r"finite values, received 280 NaN/Inf \(first at index \(0, 0\)\)"),
     (np.r_[np.zeros(139), np.inf], "finite values, received 1 NaN/Inf"),
+    # float32, C-contiguous, in an accepted layout: the fast path's inputs, refused with the same messages
+    (np.r_[np.zeros(139), np.nan].astype(np.float32)[None, None], r"1 NaN/Inf \(first at index \(0, 139\)\)"),
+    (np.r_[np.zeros(139), -np.inf].astype(np.float32), r"1 NaN/Inf \(first at index \(0, 139\)\)"),
+    (np.r_[np.nan, np.zeros(139)].astype(np.float32), r"1 NaN/Inf \(first at index \(0, 0\)\)"),
+    (np.full((1, 1, 140), 3e38, np.float32), "overflowed float32 in the encoder"),  # finite, x.x overflows
     (np.full((1, 140), 1e39), "within float32 range"),
     (np.zeros((1, 140), dtype=object), "real numbers .* dtype object"),
     (np.zeros((1, 140), dtype=complex), "real numbers .* dtype complex128"),
@@ -325,6 +353,8 @@ def _edit(change):
     (_edit(lambda m: m["model"].pop("input_length")), "lacks the field 'model.input_length'"),
     (_edit(lambda m: m["graphs"]["encoder"].update(outputs=["q"])), r"expected inputs \['x'\] and outputs \['q'\]"),
     (_edit(lambda m: m["graphs"]["encoder"].update(file="../encoder.onnx")), "expected a file name inside"),
+    (lambda b: (b / "score.onnx").write_bytes(b"\0"), "score.onnx does not match its manifest hash"),
+    (_edit(lambda m: m["graphs"]["score"].update(inputs=[])), "graphs.score.inputs: expected a non-empty list"),
     (_edit(lambda m: m["preprocessing"]["normalisation"].update(kind="minmax")), "normalisation.kind"),
     (_edit(lambda m: m["preprocessing"]["window"].update(length=450)), "expected the model's input length 140"),
     (_edit(lambda m: m["anomaly"].update(threshold="high")), "anomaly.threshold: expected a finite number"),
