@@ -542,6 +542,11 @@ t = np.arange(20 * 360) / 360.0
 ecg = sum(np.exp(-0.5 * ((t - s) / 0.012) ** 2) for s in np.arange(0.6, 19.5, 0.8))
 beats, where = Model.load(signal_bundle).beats_from_signal(ecg, 360.0)
 assert len(beats) > 10
+from ecgae.runtime import Monitor
+raw_model = Model.load(signal_bundle)
+profile = raw_model.calibrate(ecg, 360.0)
+events = (monitor := Monitor(raw_model, 360.0, profile=profile)).push(ecg) + monitor.flush()
+assert [e.r_peak for e in events] == raw_model.analyze(ecg, 360.0, profile).r_peak.tolist()
 try:
     Model.load(ae).encode(np.zeros((2, 3)))
 except InputError:
