@@ -36,10 +36,15 @@ def build(source: Path, out: Path = BUNDLED) -> dict[str, np.ndarray]:
         "ecg5000_beats": ucr[:, 1:].astype(np.float32),
         "ecg5000_labels": ucr[:, 0].astype(np.int64).astype("U2"),
     }
+    write_npz(out, arrays)
+    return arrays
+
+
+def write_npz(out: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Compressed .npz, written atomically (no pickled objects: every array is numeric or text)."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out, buf.getvalue())
-    return arrays
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,12 +10,11 @@ int32, [n_samples, n_leads]) with per-lead gain and baseline, so physical units 
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..runtime.io import atomic_write_bytes
+from .build_dataset import write_npz
 
 OTHERS = Path(__file__).with_name("data") / "others.npz"
 RECORDS = {  # key: (folder, record, leads; None = all)
@@ -50,9 +49,7 @@ def build(source: Path, out: Path = OTHERS) -> dict[str, np.ndarray]:
             f"{key}_fs": np.float64(rec.fs),
             f"{key}_leads": np.asarray(rec.sig_name, dtype="U8"),
         }
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(out, buf.getvalue())
+    write_npz(out, arrays)
     return arrays
 
 
