@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle as bundle_io
 from . import validate
 from .errors import EcgaeError, InputError
 from .files import check_wfdb_record, shown
@@ -164,7 +163,7 @@ def _info(model: Model, parity: bool) -> int:
     lines = [
         f"bundle        {shown(model.bundle_dir)} (format {m['format']} v{m['format_version']}, "
         f"created {m.get('created_utc', '?')}); graphs verified by sha256",
-        "manifest      " + ("sealed: its own sha256 verified" if bundle_io.is_sealed(m) else
+        "manifest      " + ("sealed: its own sha256 verified" if model.sealed else
                             "not sealed (format 1 bundle: export it again so any changed byte is refused)"),
         f"model         {model.kind.upper()}, arch {m['model'].get('arch', '?')}, L = {model.input_length}, "
         f"latent = {model.latent_dim}, decoder graph {m['model'].get('decoder_graph', '?')}",

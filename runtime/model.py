@@ -90,6 +90,7 @@ class Model:
         self.latent_dim: int = manifest["model"]["latent_dim"]
         self.preprocessing: Preprocessing = bundle_io.preprocessing(manifest, bundle_dir)
         self.threshold: float | None = _threshold(manifest, bundle_dir)
+        self.sealed: bool = bundle_io.is_sealed(manifest)  # False for a format 1 (unsealed) manifest
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
