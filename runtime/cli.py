@@ -95,7 +95,7 @@ def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.
         if args.fs is not None:
             raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
                              f"received --fs {args.fs} with {shown(path)!r}")
-        signal, fs = _read_wfdb(path, args.lead)
+        signal, fs = read_wfdb(path, args.lead)
     try:
         beats, index = model.beats_from_signal(signal, fs)
     except InputError as e:
@@ -104,7 +104,7 @@ def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.
     return beats, index
 
 
-def _read_wfdb(path: Path, lead: str | None) -> tuple[np.ndarray, float]:
+def read_wfdb(path: Path, lead: str | None) -> tuple[np.ndarray, float]:
     """One lead of a WFDB record in physical units, and its sample rate."""
     record = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat") else path
     if not record.with_name(record.name + ".hea").is_file():

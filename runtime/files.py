@@ -126,8 +126,7 @@ def npy_header(f: BinaryIO, available: int, name: str, error: type[EcgaeError] =
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             shape, fortran, dtype = readers[version](f, max_header_size=10000)
-    except (ValueError, TypeError, SyntaxError, UnicodeDecodeError, EOFError, OSError, MemoryError,
-            RecursionError) as e:
+    except Exception as e:  # numpy parses header text with ast and tokenize: any of their errors may arise
         raise error(f"{name}: malformed .npy header ({' '.join(str(e).split())[:200]})") from None
     if not isinstance(shape, tuple) or any(not isinstance(d, int) or d < 0 for d in shape):
         raise error(f"{name}: malformed .npy header: expected a shape of sizes >= 0, received {shape!r}")
