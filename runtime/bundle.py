@@ -125,6 +125,17 @@ def verified_file(bundle_dir: str | os.PathLike, entry: dict, what: str) -> Path
     return path
 
 
+def verify_reference(bundle_dir: str | os.PathLike, manifest: dict) -> None:
+    """Hash-check the parity reference at load time too, so that a changed byte in any file of a bundle is
+    refused up front, not only when parity is re-checked."""
+    entry = manifest.get("reference")
+    if entry is not None:
+        if not isinstance(entry, dict):
+            raise BundleError(f"bundle {files.shown(bundle_dir)}: {MANIFEST} field 'reference': expected an "
+                              f"object with file and sha256, received {entry!r}")
+        verified_file(bundle_dir, entry, "reference")
+
+
 def load_reference(bundle_dir: str | os.PathLike, manifest: dict) -> dict[str, np.ndarray]:
     """The export-time parity reference (reference.npz), hash-checked and loaded without pickles."""
     entry = manifest.get("reference")

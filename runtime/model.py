@@ -108,6 +108,7 @@ class Model:
                                       or any(p not in available for p in providers)):
             raise InputError(f"providers: expected a non-empty list drawn from {available}, received {providers!r}")
         manifest = bundle_io.read_manifest(bundle_dir)
+        bundle_io.verify_reference(bundle_dir, manifest)
         providers = None if providers is None else list(providers)
         args = dict(threads=threads, optimization=optimization, providers=providers)
         model = manifest["model"]
