@@ -54,7 +54,6 @@ class Context:
     def __init__(self, tmp: Path, bundle: Path):
         self.tmp, self.bundle, self.model = tmp, bundle, Model.load(bundle)
         self.length = self.model.input_length
-        self.beats = self.model.sample(4, seed=0)
         self.files = {p.name: p.read_bytes() for p in bundle.iterdir()}
         self.manifest = json.loads(self.files["manifest.json"])
 
@@ -100,8 +99,6 @@ class ScoreFile:
         return self.model.score(read_array(self.path, "INPUT"))
 
 
-_score_file = ScoreFile
-
 
 def _beats(ctx: Context, rng: Rng, rows: int | None = None) -> np.ndarray:
     return rng.standard_normal((rows or int(rng.integers(1, 5)), ctx.length)).astype(np.float32)
@@ -113,7 +110,7 @@ def _text(rng: Rng, n: int) -> bytes:
 
 # --- .npy -------------------------------------------------------------------------------------------
 def _npy_case(build: Callable[[Rng, Context], bytes]) -> Callable[[Rng, Context], Callable[[], object]]:
-    return lambda rng, ctx: _score_file(ctx, ctx.path("in.npy", build(rng, ctx)))
+    return lambda rng, ctx: ScoreFile(ctx, ctx.path("in.npy", build(rng, ctx)))
 
 
 def _shape_lies(rng: Rng, ctx: Context) -> bytes:
@@ -178,7 +175,7 @@ NPY = [
 
 # --- .csv -------------------------------------------------------------------------------------------
 def _csv_case(build: Callable[[Rng, Context], bytes]) -> Callable[[Rng, Context], Callable[[], object]]:
-    return lambda rng, ctx: _score_file(ctx, ctx.path("in.csv", build(rng, ctx)))
+    return lambda rng, ctx: ScoreFile(ctx, ctx.path("in.csv", build(rng, ctx)))
 
 
 def _csv(rows: np.ndarray) -> bytes:
@@ -321,40 +318,40 @@ def _loop(rng: Rng, ctx: Context) -> Callable[[], object]:
     for p, target in ((a, b), (b, a)):
         if not p.is_symlink():
             p.symlink_to(target)
-    return _score_file(ctx, a)
+    return ScoreFile(ctx, a)
 
 
 def _fifo(rng: Rng, ctx: Context) -> Callable[[], object]:
     p = ctx.path("pipe.npy")
     if not p.exists():
         os.mkfifo(p)
-    return _score_file(ctx, p)
+    return ScoreFile(ctx, p)
 
 
 def _non_utf8(rng: Rng, ctx: Context) -> Callable[[], object]:
     name = bytes(rng.integers(0x80, 0x100, 4, dtype=np.uint8)) + b".npy"
-    return _score_file(ctx, ctx.path(name, _text(rng, int(rng.integers(0, 100)))))
+    return ScoreFile(ctx, ctx.path(name, _text(rng, int(rng.integers(0, 100)))))
 
 
 def _directory(rng: Rng, ctx: Context) -> Callable[[], object]:
     p = ctx.path(rng.choice(["d.npy", "d.csv"]))
     p.mkdir(exist_ok=True)
-    return _score_file(ctx, p)
+    return ScoreFile(ctx, p)
 
 
 PATHS = [
     Case("path: a folder where a file is expected", _directory),
-    Case("path: missing file", lambda r, c: _score_file(c, c.path(f"missing{int(r.integers(10**6))}.npy"))),
+    Case("path: missing file", lambda r, c: ScoreFile(c, c.path(f"missing{int(r.integers(10**6))}.npy"))),
     Case("path: symbolic link loop", _loop),
     Case("path: pipe where a file is expected", _fifo),
     Case("path: non-UTF-8 name with broken content", _non_utf8),
-    Case("path: NUL byte in the name", lambda r, c: _score_file(c, Path(str(c.tmp / "a\0b.npy")))),
+    Case("path: NUL byte in the name", lambda r, c: ScoreFile(c, Path(str(c.tmp / "a\0b.npy")))),
 ]
 if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads any file: permissions cannot be denied to it
     def _denied(rng: Rng, ctx: Context) -> Callable[[], object]:
         p = ctx.path("denied.npy", _npy(_beats(ctx, rng)))
         p.chmod(0)
-        return _score_file(ctx, p)
+        return ScoreFile(ctx, p)
     PATHS.append(Case("path: permission denied", _denied))
 
 
