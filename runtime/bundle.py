@@ -48,7 +48,8 @@ def _field(manifest: dict, dotted: str, kind: type, bundle: Path):
 
 
 def read_manifest(bundle_dir: str | os.PathLike) -> dict:
-    """Parse and check ``manifest.json``: known format and version, the model and graph fields present."""
+    """Parse and check ``manifest.json``: known format and version, its seal (format 2), the model and graph
+    fields present."""
     bundle = Path(bundle_dir)
     if not bundle.is_dir() or not os.path.lexists(bundle / MANIFEST):
         what = "not a folder" if not bundle.is_dir() else f"no {MANIFEST} in it"
