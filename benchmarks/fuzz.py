@@ -417,7 +417,7 @@ def campaign(bundle: str | os.PathLike, per_class: int, seed: int = 0, cli_share
                 for p in ctx.tmp.iterdir():  # fresh folder per input, links and pipes kept for reuse
                     if p.is_dir() and not p.is_symlink() and p.name.startswith("tmp"):
                         shutil.rmtree(p)
-            results[case.name] = {**counts, "always_refused": case.always_refused, "example": example[:300],
+            results[case.name] = {**counts, "always_refused": case.always_refused, "example": example[-600:],
                                   "seconds": round(time.perf_counter() - start, 2)}
     return results
 
