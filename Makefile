@@ -46,7 +46,7 @@ test: lint test-full test-runtime
 soak: $(VENV)/.installed
 	rm -rf .soak-bundles && $(PY) -m ecgae.export.fixtures .soak-bundles
 	$(PY) -m ecgae.benchmarks.soak .soak-bundles --full
-	ECGAE_TAMPER_PER_FILE=2000 $(VENV)/bin/pytest -q tests/test_runtime_readers.py -k single_byte
+	ECGAE_TEST_BUNDLES=.soak-bundles ECGAE_TAMPER_PER_FILE=2000 $(VENV)/bin/pytest -q tests/test_runtime_readers.py -k single_byte
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles demo
