@@ -128,15 +128,19 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
 
 
-def kill_during(argv: list[str], target: Path, good: Callable[[Path], bool], trials: int, seed: int = 0) -> dict:
+def kill_during(argv: list[str], target: Path, good: Callable[[Path], bool], trials: int, seed: int = 0,
+                reset: Callable[[], None] | None = None) -> dict:
     """Run ``argv`` (which rewrites ``target``) ``trials`` times, each killed with SIGKILL at a random moment
-    of its usual run time; after every kill ``target`` must be unchanged or completely new (``good``)."""
+    of its usual run time; after every kill ``target`` must be unchanged or completely new (``good``).
+    ``reset`` puts the older version back before each run, so that a finished run shows as replaced."""
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
     duration = time.perf_counter() - start
     outcomes = {"unchanged": 0, "replaced": 0, "damaged": 0}
     for _ in range(trials):
+        if reset is not None:
+            reset()
         before = _tree(target) if target.is_dir() else target.read_bytes()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(float(rng.uniform(0.5, 1.3) * duration))  # most kills near the end, where the file is written
@@ -162,12 +166,11 @@ def kill_score(bundle: str | os.PathLike, trials: int, root: Path) -> dict:
     out = root / "scores.csv"
     argv = [sys.executable, "-m", "ecgae.cli", "score", str(bundle), str(root / "beats.npy"), "--out", str(out),
             "--threshold", "1"]
-    write_array(out, np.zeros((3, 3)))  # an older, good result
     complete = len(beats)
 
     def good(path: Path) -> bool:
         return path.read_text().count("\n") == complete
-    return kill_during(argv, out, good, trials)
+    return kill_during(argv, out, good, trials, reset=lambda: write_array(out, np.zeros((3, 3))))  # an older result
 
 
 def kill_export(run: Path, target: Path, trials: int) -> dict:
