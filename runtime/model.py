@@ -182,7 +182,11 @@ class Model:
         |actual - expected| <= atol + rtol * |expected| (the one export certified)."""
         ref = bundle_io.load_reference(self.bundle_dir, self._manifest)
         parity = self._manifest.get("parity") if isinstance(self._manifest.get("parity"), dict) else {}
-        atol, rtol = float(parity.get("atol", 1e-4)), float(parity.get("rtol", 0.0))
+        try:
+            atol = validate.finite_real(parity.get("atol", 1e-4), "parity.atol")
+            rtol = validate.finite_real(parity.get("rtol", 0.0), "parity.rtol")
+        except InputError as e:  # the manifest's fault, not the caller's
+            raise BundleError(f"bundle {self.bundle_dir}: {bundle_io.MANIFEST} {e}") from None
         try:
             x, z_sample = ref["x"], ref["z_sample"]
             expected = {f"encoder.{o}": ref[o] for o in self._encoder.outputs}

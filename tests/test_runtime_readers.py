@@ -18,8 +18,10 @@ from ecgae.benchmarks.fuzz import CASES, campaign, summary
 from ecgae.cli import main
 from ecgae.runtime import BundleError, EcgaeError, InputError, Model, read_manifest
 from ecgae.runtime import files as files_module
+from ecgae.runtime.bundle import SEAL
 from ecgae.runtime.files import read_bytes, read_csv, read_npy, read_npz
 from ecgae.runtime.io import read_array
+from ecgae.runtime.seal import seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -194,3 +196,13 @@ def test_every_single_byte_change_of_a_bundle_is_refused(bundles, tmp_path):
         (b / name).write_bytes(original)
     assert tried >= 1000 and refused == tried
     Model.load(b)  # and the restored bundle loads
+
+
+@pytest.mark.parametrize("atol", [{}, "tight", None, float("nan")])
+def test_a_forged_parity_tolerance_is_the_bundles_error(bundles, tmp_path, atol):
+    """Found by the soak campaign: a resealed manifest whose parity.atol is not a number."""
+    b = shutil.copytree(bundles["ae"], tmp_path / "b")
+    manifest = json.loads((b / "manifest.json").read_text())
+    manifest["parity"]["atol"] = atol
+    (b / "manifest.json").write_bytes(seal(manifest, SEAL))
+    assert "parity.atol: expected a finite number" in _refused(lambda: Model.load(b).check_parity(), BundleError)
