@@ -7,7 +7,7 @@ RT_VENV := .venv-runtime
 PY := $(VENV)/bin/python
 RT_PY := $(RT_VENV)/bin/python
 
-.PHONY: demo test lint test-full test-runtime clean
+.PHONY: demo test lint test-full test-runtime soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,12 @@ test-runtime: $(VENV)/.installed $(RT_VENV)/.installed
 
 test: lint test-full test-runtime
 
+# Long reliability run (minutes): 8 threads x 10,000 calls, 1,000,000 score calls, kill -9 during score and
+# export, 100,000+ malformed inputs; make test runs the same checks at a small size.
+soak: $(VENV)/.installed
+	rm -rf .soak-bundles && $(PY) -m ecgae.export.fixtures .soak-bundles
+	$(PY) -m ecgae.benchmarks.soak .soak-bundles --full
+	ECGAE_TEST_BUNDLES=.soak-bundles ECGAE_TAMPER_PER_FILE=2000 $(VENV)/bin/pytest -q tests/test_runtime_readers.py -k single_byte
+
 clean:
-	rm -rf $(VENV) $(RT_VENV) .test-bundles demo
+	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles demo

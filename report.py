@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .benchmarks.quality import report_section as quality_section
 from .runtime.io import atomic_write_bytes
 
 TF_TUTORIAL = {"accuracy": 0.943, "precision": 0.992, "recall": 0.905}  # "Intro to Autoencoders", ECG5000
@@ -141,6 +142,7 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
     from .training.cross import demo_markdown
 
     parts += [section for section in [demo_markdown(root)] if section]
+    parts += quality_section()
     bench_md = root / "bench" / "bench.md"
     if bench_md.is_file():
         body = bench_md.read_text().split("\n", 1)[-1]  # drop its own title

@@ -8,6 +8,8 @@ an existing good bundle.
 from __future__ import annotations
 
 import copy
+import ctypes
+import errno
 import hashlib
 import io
 import json
@@ -28,8 +30,10 @@ import onnxruntime
 import torch
 from torch import nn
 
+from ..runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, SEAL
 from ..runtime.errors import EcgaeError, InputError
-from ..runtime.io import atomic_write_bytes, write_json
+from ..runtime.io import atomic_write_bytes
+from ..runtime.seal import seal
 from ..training.datasets import load_beats
 from ..training.train import load_model, read_run_json
 from .conv2d import as_2d
@@ -48,7 +52,6 @@ from .graphs import (
 from .macs import graph_macs
 from .parity import bundle_parity, format_table
 
-FORMAT, FORMAT_VERSION = "ecgae-bundle", 1
 N_PARITY = 256  # held-out beats and N(0, I) latents compared at export
 N_REFERENCE = 32  # of each, stored in reference.npz
 LATENT_SEED = 0
@@ -161,6 +164,9 @@ def _replace(new: Path, out: Path) -> None:
     if not out.exists():
         os.rename(new, out)
         return
+    if _exchange(new, out):  # one atomic step: a kill at any instant leaves the old or the new bundle
+        shutil.rmtree(new, ignore_errors=True)
+        return
     old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
     try:
         os.rename(out, old / "bundle")
@@ -174,6 +180,21 @@ def _replace(new: Path, out: Path) -> None:
             old.rmdir()  # empty once the old bundle is back in place; never deletes it
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where it is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), os.fsdecode(b))
 
 
 def _sha256(data: bytes) -> str:
@@ -298,7 +319,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
                                              enc_outputs, opset, {})
             _add_variants(tmp, run, cfg, sources, manifest, (beats, latents, expected), int8, ort,
                           lambda name: _graph_metadata(section, prep["sample_rate"], name, "int8"), log)
-        write_json(tmp / "manifest.json", manifest)
+        sealed = seal(manifest, SEAL)
+        atomic_write_bytes(tmp / MANIFEST, sealed)
+        manifest = json.loads(sealed)
     log(f"Wrote {out}: encoder {macs['encoder']:,} MACs/beat, decoder {macs['decoder']:,} MACs/beat "
         f"(literal form {literal_macs:,})")
     return manifest

@@ -4,29 +4,35 @@ so that nothing downstream ever runs a graph the manifest does not vouch for."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import BundleError, InputError, describe
 from .preprocess import Preprocessing
+from .seal import check_seal
 
 FORMAT = "ecgae-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifest.json sealed by the sha256 of its own bytes (field SEAL)
+LEGACY_VERSIONS = (1,)  # unsealed manifests, still loaded; Model.sealed and `ecgae info` say so
 MANIFEST = "manifest.json"
+SEAL = "manifest_sha256"
 KINDS = ("ae", "vae")
 PRECISIONS = ("fp32", "int8")
 GRAPH_FORMATS = ("onnx", "ort")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike, name: str = "file") -> str:
     """Hex sha256 of a file, read in blocks so large graphs need no extra memory."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    with files.open_regular(path, name, BundleError) as f:
+        try:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        except OSError as e:
+            raise BundleError(f"{name}: cannot read {files.shown(path)!r} ({e.strerror or e})") from None
     return h.hexdigest()
 
 
@@ -44,23 +50,27 @@ def _field(manifest: dict, dotted: str, kind: type, bundle: Path):
 
 
 def read_manifest(bundle_dir: str | os.PathLike) -> dict:
-    """Parse and check ``manifest.json``: known format and version, the model and graph fields present."""
+    """Parse and check ``manifest.json``: known format and version, its seal (format 2), the model and graph
+    fields present."""
     bundle = Path(bundle_dir)
-    path = bundle / MANIFEST
-    if not path.is_file():
+    if not bundle.is_dir() or not os.path.lexists(bundle / MANIFEST):
         what = "not a folder" if not bundle.is_dir() else f"no {MANIFEST} in it"
-        raise BundleError(f"bundle: expected a folder holding {MANIFEST}, received {str(bundle)!r} ({what})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"bundle {bundle}: {MANIFEST} is not readable JSON ({e})") from None
+        raise BundleError(f"bundle: expected a folder holding {MANIFEST}, received {files.shown(bundle)!r} ({what})")
+    raw = files.read_bytes(bundle / MANIFEST, f"bundle {files.shown(bundle)}: {MANIFEST}", files.MAX_JSON_BYTES,
+                           BundleError)
+    name = f"bundle {files.shown(bundle)}: {MANIFEST}"
+    manifest = files.parse_json(raw, name, BundleError)
     if not isinstance(manifest, dict):
-        raise BundleError(f"bundle {bundle}: {MANIFEST}: expected a JSON object, received {type(manifest).__name__}")
+        raise BundleError(f"{name}: expected a JSON object, received {type(manifest).__name__}")
     fmt, version = manifest.get("format"), manifest.get("format_version")
-    if fmt != FORMAT or type(version) is not int or version != FORMAT_VERSION:
-        raise BundleError(f"bundle {bundle}: expected format {FORMAT!r} version {FORMAT_VERSION}, received "
-                          f"format {fmt!r} version {version!r}; export the model again with this ecgae "
-                          "or install the ecgae version that wrote it")
+    if fmt != FORMAT or type(version) is not int or version not in (FORMAT_VERSION, *LEGACY_VERSIONS):
+        raise BundleError(f"bundle {files.shown(bundle)}: expected format {FORMAT!r} version "
+                          f"{' or '.join(map(str, (FORMAT_VERSION, *LEGACY_VERSIONS)))}, received format {fmt!r} "
+                          f"version {version!r}; export the model again with this ecgae or install the ecgae "
+                          "version that wrote it")
+    if not check_seal(raw, manifest, SEAL, name, BundleError) and version == FORMAT_VERSION:
+        raise BundleError(f"{name}: expected the seal {SEAL!r} that every version {FORMAT_VERSION} manifest "
+                          "carries, received none; the file was modified")
     kind = _field(manifest, "model.kind", str, bundle)
     if kind not in KINDS:
         raise BundleError(f"bundle {bundle}: model.kind: expected one of {KINDS}, received {kind!r}")
@@ -145,14 +155,23 @@ def verified_file(bundle_dir: str | os.PathLike, entry: dict, what: str) -> Path
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise BundleError(f"bundle {bundle}: {what}.file: expected a file name inside the bundle, received {name!r}")
     path = bundle / name
-    if not path.is_file():
-        raise BundleError(f"bundle {bundle}: expected {what} file {name!r}, which is missing")
-    actual = sha256_file(path)
+    actual = sha256_file(path, f"bundle {files.shown(bundle)}: {what}")
     if actual != expected:
         raise BundleError(f"bundle {bundle}: {name} does not match its manifest hash (expected sha256 "
                           f"{expected}, received {actual}); the file is truncated or was modified, "
                           "so the bundle is refused: export it again")
     return path
+
+
+def verify_reference(bundle_dir: str | os.PathLike, manifest: dict) -> None:
+    """Hash-check the parity reference at load time too, so that a changed byte in any file of a bundle is
+    refused up front, not only when parity is re-checked."""
+    entry = manifest.get("reference")
+    if entry is not None:
+        if not isinstance(entry, dict):
+            raise BundleError(f"bundle {files.shown(bundle_dir)}: {MANIFEST} field 'reference': expected an "
+                              f"object with file and sha256, received {entry!r}")
+        verified_file(bundle_dir, entry, "reference")
 
 
 def load_reference(bundle_dir: str | os.PathLike, manifest: dict) -> dict[str, np.ndarray]:
@@ -161,8 +180,9 @@ def load_reference(bundle_dir: str | os.PathLike, manifest: dict) -> dict[str, n
     if not isinstance(entry, dict):
         raise BundleError(f"bundle {bundle_dir}: {MANIFEST} lists no parity reference (field 'reference')")
     path = verified_file(bundle_dir, entry, "reference")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise BundleError(f"bundle {bundle_dir}: {path.name} is not a readable npz ({e})") from None
+    return files.read_npz(path, f"bundle {files.shown(bundle_dir)}: reference", BundleError)
+
+
+def is_sealed(manifest: dict) -> bool:
+    """Whether the manifest carried a verified seal (format 2); legacy format 1 manifests carry none."""
+    return SEAL in manifest

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import validate
 from .errors import EcgaeError, InputError
+from .files import check_wfdb_record, shown
 from .io import atomic_write_bytes, read_array, write_array
 from .model import Model
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(out: str, arr: np.ndarray) -> int:
     write_array(out, arr)
-    print(f"wrote {out}: {arr.shape[0]} rows" + (f" x {arr.shape[1]}" if arr.ndim > 1 else ""))
+    print(f"wrote {shown(out)}: {arr.shape[0]} rows" + (f" x {arr.shape[1]}" if arr.ndim > 1 else ""))
     return 0
 
 
@@ -94,21 +95,21 @@ def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.
     """(beats [B, 1, L] float32, index [B]): the R-peak sample of each beat cut from a signal, else its row."""
     path = Path(args.input)
     if path.suffix.lower() in ARRAY_SUFFIXES:
-        arr = read_array(path, f"INPUT {path}")
+        arr = read_array(path, "INPUT")
         if args.fs is None:
-            beats = validate.as_beats(arr, model.input_length, f"INPUT {path}")
+            beats = validate.as_beats(arr, model.input_length, f"INPUT {shown(path)}")
             return beats, np.arange(len(beats))
         signal, fs = arr, args.fs
     else:
         if args.fs is not None:
             raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
-                             f"received --fs {args.fs} with {str(path)!r}")
+                             f"received --fs {args.fs} with {shown(path)!r}")
         signal, fs = read_wfdb(path, args.lead)
     try:
         beats, index = model.beats_from_signal(signal, fs)
     except InputError as e:
-        raise InputError(f"INPUT {path}: {e}") from None
-    print(f"{len(beats)} beats cut from {path} ({np.asarray(signal).size} samples at {fs:g} Hz)")
+        raise InputError(f"INPUT {shown(path)}: {e}") from None
+    print(f"{len(beats)} beats cut from {shown(path)} ({np.asarray(signal).size} samples at {fs:g} Hz)")
     return beats, index
 
 
@@ -117,17 +118,20 @@ def read_wfdb(path: Path, lead: str | None) -> tuple[np.ndarray, float]:
     record = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat") else path
     if not record.with_name(record.name + ".hea").is_file():
         raise InputError(f"INPUT: expected a .npy or .csv file or a WFDB record (RECORD with RECORD.hea beside "
-                         f"it), received {str(path)!r}")
+                         f"it), received {shown(path)!r}")
     try:
         import wfdb
     except ImportError:
-        raise InputError(f"INPUT {path}: reading a WFDB record needs the wfdb package, which is not installed: "
+        raise InputError(f"INPUT {shown(path)}: reading a WFDB record needs the wfdb package, which is not installed: "
                          "pip install 'ecgae[wfdb]'") from None
+    check_wfdb_record(record, f"INPUT {shown(path)}")
     try:
         rec = wfdb.rdrecord(str(record))
     except Exception as e:  # wfdb raises plain ValueError/OSError/... for damaged records
         reason = " ".join(str(e).split())
-        raise InputError(f"INPUT {path}: cannot read the WFDB record ({type(e).__name__}: {reason})") from None
+        raise InputError(f"INPUT {shown(path)}: cannot read the WFDB record ({type(e).__name__}: {reason})") from None
+    if rec.p_signal is None or not rec.n_sig:
+        raise InputError(f"INPUT {shown(path)}: expected a WFDB record with at least one signal, received none")
     names = list(rec.sig_name or [])
     if lead is None:
         channel = names.index("MLII") if "MLII" in names else 0
@@ -166,8 +170,10 @@ def _info(model: Model, parity: bool) -> int:
     window = "pre-cut beats (no raw-signal windowing)" if prep.pre is None else \
         f"{prep.length} samples at {prep.sample_rate:g} Hz, {prep.pre} before the R peak"
     lines = [
-        f"bundle        {model.bundle_dir} (format {m['format']} v{m['format_version']}, "
+        f"bundle        {shown(model.bundle_dir)} (format {m['format']} v{m['format_version']}, "
         f"created {m.get('created_utc', '?')}); graphs verified by sha256",
+        "manifest      " + ("sealed: its own sha256 verified" if model.sealed else
+                            "not sealed (format 1 bundle: export it again so any changed byte is refused)"),
         f"model         {model.kind.upper()}, arch {m['model'].get('arch', '?')}, L = {model.input_length}, "
         f"latent = {model.latent_dim}, decoder graph {m['model'].get('decoder_graph', '?')}",
         f"window        {window}",

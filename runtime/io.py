@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import InputError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file, and a
+    process killed mid-write leaves the previous file intact. Failures are InputErrors naming the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InputError(f"cannot write {files.shown(path)!r} ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -25,8 +29,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise InputError(f"cannot write {files.shown(path)!r} ({e.strerror or e})") from None
         raise
 
 
@@ -35,29 +41,14 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
 
 
 def read_array(path: str | os.PathLike, name: str = "input") -> np.ndarray:
-    """Read a .npy or .csv file of numbers, refusing pickles, objects and non-numeric text."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{name}: expected an existing .npy or .csv file, received {str(path)!r} (not found)")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            with warnings.catch_warnings():  # callers refuse an empty array by its shape; no warning
-                warnings.simplefilter("ignore", UserWarning)
-                arr = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-        else:
-            raise InputError(f"{name}: expected a .npy or .csv file, received {path.name!r}")
-    except InputError:
-        raise
-    except ValueError as e:
-        raise InputError(f"{name}: {path.name} is not a numeric array ({e})") from None
-    except OSError as e:
-        raise InputError(f"{name}: cannot read {path.name} ({e})") from None
-    if arr.dtype.kind not in "iuf":
-        raise InputError(f"{name}: expected numeric values in {path.name}, received dtype {arr.dtype}")
-    return arr
+    """Read a .npy or .csv file of numbers, refusing pickles, objects, non-numeric text and any file that
+    is unreadable, truncated or forged (see ecgae.runtime.files)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return files.read_npy(path, name)
+    if suffix == ".csv":
+        return files.read_csv(path, name)
+    raise InputError(f"{name}: expected a .npy or .csv file, received {files.shown(Path(path).name)!r}")
 
 
 def write_array(path: str | os.PathLike, arr: np.ndarray) -> None:
@@ -76,4 +67,4 @@ def write_array(path: str | os.PathLike, arr: np.ndarray) -> None:
         lines = "\n".join(",".join(f"{v:.9g}" for v in row) for row in a)
         atomic_write_bytes(path, (lines + "\n").encode())
     else:
-        raise InputError(f"--out: expected a .npy or .csv file name, received {path.name!r}")
+        raise InputError(f"--out: expected a .npy or .csv file name, received {files.shown(path.name)!r}")

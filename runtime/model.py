@@ -111,6 +111,7 @@ class Model:
         self.threshold: float | None = _threshold(manifest, bundle_dir)
         self.precision, self.graph_format = "fp32", "onnx"
         self._parity = manifest.get("parity")
+        self.sealed: bool = bundle_io.is_sealed(manifest)  # False for a format 1 (unsealed) manifest
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike, threads: int = 1, providers: list[str] | None = None,
@@ -131,6 +132,7 @@ class Model:
                                       or any(p not in available for p in providers)):
             raise InputError(f"providers: expected a non-empty list drawn from {available}, received {providers!r}")
         manifest = bundle_io.read_manifest(bundle_dir)
+        bundle_io.verify_reference(bundle_dir, manifest)
         providers = None if providers is None else list(providers)
         args = dict(threads=threads, optimization=optimization, providers=providers)
         model = manifest["model"]
@@ -250,7 +252,11 @@ class Model:
         |actual - expected| <= atol + rtol * |expected| (the one export certified)."""
         ref = bundle_io.load_reference(self.bundle_dir, self._manifest)
         parity = self._parity if isinstance(self._parity, dict) else {}
-        atol, rtol = float(parity.get("atol", 1e-4)), float(parity.get("rtol", 0.0))
+        try:
+            atol = validate.finite_real(parity.get("atol", 1e-4), "parity.atol")
+            rtol = validate.finite_real(parity.get("rtol", 0.0), "parity.rtol")
+        except InputError as e:  # the manifest's fault, not the caller's
+            raise BundleError(f"bundle {self.bundle_dir}: {bundle_io.MANIFEST} {e}") from None
         try:
             x, z_sample = ref["x"], ref["z_sample"]
             expected = {f"encoder.{o}": ref[o] for o in self._encoder.outputs}

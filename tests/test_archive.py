@@ -25,6 +25,8 @@ from ecgae.archive import engine, store  # noqa: E402
 from ecgae.archive.sources import Recording, choose_lead, expand_inputs, read_recording  # noqa: E402
 from ecgae.cli import main as cli  # noqa: E402
 from ecgae.runtime import InputError, Model  # noqa: E402
+from ecgae.runtime.bundle import SEAL  # noqa: E402
+from ecgae.runtime.seal import seal  # noqa: E402
 from ecgae.training.build_others import load_record  # noqa: E402
 
 FS = 360.0
@@ -163,7 +165,7 @@ def test_resume_reuses_only_outputs_of_the_same_bundle(mitdb_bundle, archive, tm
     shutil.copytree(mitdb_bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["anomaly"]["threshold"] = 0.0
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "manifest.json").write_bytes(seal(manifest, SEAL))  # sealed again, as export seals it
     rows = _run(other, [archive / "slice0.npy"], out)
     assert rows["slice0"]["status"] == "scored"
     assert pq.read_table(out / "slice0.parquet")["flag"].to_numpy().all()

@@ -47,7 +47,7 @@ def test_graphs_are_checked_pinned_and_free_of_batchnorm(bundles, kind):
         assert "BatchNormalization" not in {n.op_type for n in proto.graph.node}
         assert proto.ir_version == 8 and [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
         meta = {p.key: p.value for p in proto.metadata_props}
-        assert meta["kind"] == kind and meta["format_version"] == "1" and meta["input_length"] == "140"
+        assert meta["kind"] == kind and meta["format_version"] == "2" and meta["input_length"] == "140"
         assert meta["latent_dim"] == "2" and meta["arch"] == "seed" and meta["sample_rate"] == "null"
 
 
@@ -131,7 +131,7 @@ def test_manifest_describes_the_bundle(tiny_runs, bundles, kind):
     for entry in (*m["graphs"].values(), m["reference"]):
         assert hashlib.sha256((bundle / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
     cfg, metrics = load_config(run), json.loads((run / "metrics.json").read_text())
-    assert (m["format"], m["format_version"]) == ("ecgae-bundle", 1)
+    assert (m["format"], m["format_version"]) == ("ecgae-bundle", 2)
     assert m["model"] == {"kind": kind, "arch": "seed", "input_length": 140, "latent_dim": 2,
                           "decoder_graph": "rewritten"}
     assert m["preprocessing"] == cfg["preprocessing"] and m["anomaly"] == metrics["anomaly"]

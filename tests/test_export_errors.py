@@ -89,7 +89,7 @@ def test_failed_forced_export_keeps_the_existing_bundle(bundles, tiny_runs, tmp_
     def broken_write(*_):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundle_module, "write_json", broken_write)  # fails after graphs and reference are written
+    monkeypatch.setattr(bundle_module, "seal", broken_write)  # fails after graphs and reference are written
     with pytest.raises(OSError, match="No space left"):
         export_run(tiny_runs["ae"], good, force=True, log=_quiet)
     assert _tree(good) == before

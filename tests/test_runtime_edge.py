@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ecgae.runtime import BundleError, InputError, Model
+from ecgae.runtime.bundle import SEAL
+from ecgae.runtime.seal import seal
 
 KINDS = ("ae", "vae")
 VARIANTS = [("fp32", "ort"), ("int8", "onnx"), ("int8", "ort")]
@@ -89,7 +91,7 @@ def test_fp32_only_bundle_loads_and_names_the_missing_variant(bundles, tmp_path)
     del m["variants"], m["ort_build"]
     for g in m["graphs"].values():  # a bundle written before the graphs were labelled
         del g["precision"], g["format"], g["bytes"]
-    (b / "manifest.json").write_text(json.dumps(m))
+    (b / "manifest.json").write_bytes(seal(m, SEAL))  # sealed again, as export seals it
     assert Model.load(b).precision == "fp32"
     with pytest.raises(BundleError, match=r"expected int8 graphs in onnx format .*received a bundle holding "
                                           r"\['fp32'\]; export it with 'ecgae export RUN --int8'"):
@@ -109,7 +111,7 @@ def test_variant_missing_its_graph_entry_is_refused(bundles, tmp_path):
     b = shutil.copytree(bundles["ae"], tmp_path / "b")
     m = _manifest(b)
     del m["variants"]["int8"]["graphs"]["decoder"]["sha256"]
-    (b / "manifest.json").write_text(json.dumps(m))
+    (b / "manifest.json").write_bytes(seal(m, SEAL))  # sealed again, as export seals it
     with pytest.raises(BundleError, match="lacks the field 'variants.int8.graphs.decoder.sha256'"):
         Model.load(b, precision="int8")
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from ecgae.cli import main
 from ecgae.runtime import EcgaeError, Model, Preprocessing
+from ecgae.runtime.bundle import SEAL
+from ecgae.runtime.seal import seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -49,7 +51,7 @@ def signal_model(bundles, tmp_path_factory) -> Model:
     dst = shutil.copytree(bundles["ae"], tmp_path_factory.mktemp("fuzz") / "ae")
     manifest = json.loads((dst / "manifest.json").read_text())
     manifest["preprocessing"] = Preprocessing(112.0, L, 47, np.array([0.25, 0.5, 0.25])).to_dict()
-    (dst / "manifest.json").write_text(json.dumps(manifest))
+    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
     return Model.load(dst)
 
 
@@ -144,7 +146,7 @@ def test_any_manifest_damage_loads_or_raises_only_ecgae_errors(bundles, field, v
             del node[key]
         else:
             node[key] = value
-        (dst / "manifest.json").write_text(json.dumps(manifest))
+        (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
         try:
             model = Model.load(dst)
         except EcgaeError:
