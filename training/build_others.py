@@ -18,7 +18,8 @@ import numpy as np
 from ..runtime.io import atomic_write_bytes
 
 OTHERS = Path(__file__).with_name("data") / "others.npz"
-RECORDS = {"mitdb_100_v5": ("mitdb", "100", ["V5"]), "ptb_s0010_re": ("ptbdb", "s0010_re", None), "c2015_a103l": ("challenge2015", "a103l", ["II", "V"])}
+RECORDS = {"mitdb_100_v5": ("mitdb", "100", ["V5"]), "ptb_s0010_re": ("ptbdb", "s0010_re", None),
+           "c2015_a103l": ("challenge2015", "a103l", ["II", "V"])}
 
 
 def load_record(key: str) -> tuple[np.ndarray, float, list[str]]:
