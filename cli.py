@@ -21,6 +21,8 @@ COMMANDS = {
     "score": ("ecgae.runtime.cli", "beats -> anomaly scores and flags"),
     "sample": ("ecgae.runtime.cli", "decode z ~ N(0, I) into beats"),
     "info": ("ecgae.runtime.cli", "summary of a bundle's manifest"),
+    "compress": ("ecgae.runtime.cli_codec", "a recording -> per-beat latents, R peaks, mean and scale (.ecgz)"),
+    "decompress": ("ecgae.runtime.cli_codec", ".ecgz -> the rebuilt signal"),
 }
 
 

@@ -138,6 +138,10 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
         f"scored them and flagged {raw['flagged']}, in {raw['processing_seconds']:.2f} s.",
         "![samples](samples.png)",
     ]
+    if "uses" in summary:
+        from .uses import uses_section
+
+        parts.append(uses_section(summary["uses"]))
     bench_md = root / "bench" / "bench.md"
     if bench_md.is_file():
         body = bench_md.read_text().split("\n", 1)[-1]  # drop its own title
