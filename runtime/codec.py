@@ -134,6 +134,10 @@ def read(data: bytes) -> Compressed:
     if len(payload) != rr_bytes + code_bytes + 4 * beats:
         raise InputError(f"compressed file: expected a payload of {rr_bytes + code_bytes + 4 * beats} bytes for "
                          f"{beats} beats, received {len(payload)}")
+    ranges = [np.asarray(header.get(k), dtype=object) for k in ("lo", "hi")]
+    if any(r.shape != (latent,) or not all(isinstance(v, int | float) for v in r) for r in ranges):
+        raise InputError(f"compressed file: expected lo and hi as {latent} numbers each, received "
+                         f"{header.get('lo')!r} and {header.get('hi')!r}")
     rr = _unpack(payload[:rr_bytes], beats - 1, rr_bits)
     codes = _unpack(payload[rr_bytes : rr_bytes + code_bytes], beats * latent, bits).reshape(beats, latent)
     tail = np.frombuffer(payload[rr_bytes + code_bytes :], "<f2").astype(np.float32)

@@ -102,6 +102,10 @@ def test_compressed_files_are_bound_to_their_bundle_and_checked(raw_models, reco
                              (data[:12] + b"x" + data[13:], "damaged")):
         with pytest.raises(InputError, match=message):
             decompress(raw_models["ae"], damaged)
+    head = json.loads(data[12 : 12 + int.from_bytes(data[8:12], "little")])
+    bad = json.dumps(head | {"lo": head["lo"][:-1]}).encode()
+    with pytest.raises(InputError, match="lo and hi"):
+        read(data[:8] + len(bad).to_bytes(4, "little") + bad + data[12 + int.from_bytes(data[8:12], "little"):])
     for bits in (0, 17, 2.5, True):
         with pytest.raises(InputError, match="bits"):
             compress(raw_models["ae"], *record, bits)
