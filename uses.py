@@ -3,8 +3,10 @@
 Runs the three held-out experiments (training/compression.py, training/restoration.py) on the demo's
 record-100 bundles, draws their figures into ``demo/uses/`` and returns the report's Markdown section.
 The bundles used: every MIT-BIH AE of the ``conv`` arch for compression (any MIT-BIH AE when there is
-none, as in quick mode), the one with the largest latent for denoising, and the MIT-BIH VAE with the
-largest latent (preferring ``conv``) for gap filling.
+none, as in quick mode), the one with the largest latent for denoising, and for gap filling the
+``conv`` model with the largest latent (a VAE when there is one of that size). The demo trains no
+``conv`` VAE: with the chapter's KL weight its posterior collapses on record 100 (training
+reconstruction MSE 0.41 after 31 epochs at latent 8; the AE at latent 2 ends at 0.07).
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from .report import table
 def _pick(runs, root: Path) -> dict:
     mitdb = [r for r in runs if r.data == "bundled:mitdb" and not r.train_classes]
     aes = [r for r in mitdb if r.model == "ae" and r.arch == "conv"] or [r for r in mitdb if r.model == "ae"]
-    vaes = [r for r in mitdb if r.model == "vae"] or aes
     best = max(aes, key=lambda r: r.latent)
-    gap = max(vaes, key=lambda r: (r.arch == "conv", r.latent))
+    gap = max([r for r in mitdb if r.arch == "conv"] or aes, key=lambda r: (r.latent, r.model == "vae"))
     return {"compression": {r.name: root / "bundles" / r.name for r in sorted(aes, key=lambda r: r.latent)},
             "denoising": (best.name, root / "bundles" / best.name),
             "gap_filling": (gap.name, root / "bundles" / gap.name)}
