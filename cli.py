@@ -25,6 +25,8 @@ COMMANDS = {
     "monitor": ("ecgae.runtime.cli_monitor", "raw samples in (stdin or a file), one JSON line per beat out"),
     "calibrate": ("ecgae.runtime.cli_wearer", "a wearer's profile from their own baseline ECG"),
     "score-archive": ("ecgae.archive.cli", "score every recording of an archive to Parquet (in-process or Ray)"),
+    "compress": ("ecgae.runtime.cli_codec", "a recording -> per-beat latents, R peaks, mean and scale (.ecgz)"),
+    "decompress": ("ecgae.runtime.cli_codec", ".ecgz -> the rebuilt signal"),
 }
 
 

@@ -33,6 +33,7 @@ class Run:
     purpose: str
     train_classes: list[str] = field(default_factory=list)
     threshold_rule: str = "p99"
+    lr: float = 1e-3
 
 
 def plan(quick: bool) -> list[Run]:
@@ -48,12 +49,14 @@ def plan(quick: bool) -> list[Run]:
              for a in ("seed", "upsample")]
     runs += [Run(f"ae-{a}-ecg5000-tf", "ae", a, "bundled:ecg5000", 2, ep_ecg, "TF tutorial protocol", ["1"],
                  "mean+1std") for a in ("seed", "upsample")]
+    runs += [Run(f"{m}-conv-mitdb-z{k}", m, "conv", "bundled:mitdb", k, 60, "decoder capacity, other uses", lr=3e-3)
+             for m, k in (("ae", 2), ("ae", 16))]
     return runs
 
 
 def _train_args(r: Run, out: Path) -> list[str]:
     args = ["train", "--model", r.model, "--arch", r.arch, "--data", r.data, "--latent-dim", str(r.latent),
-            "--epochs", str(r.epochs), "--threshold-rule", r.threshold_rule, "--out", str(out)]
+            "--epochs", str(r.epochs), "--threshold-rule", r.threshold_rule, "--lr", str(r.lr), "--out", str(out)]
     return args + (["--train-classes", ",".join(r.train_classes)] if r.train_classes else [])
 
 
@@ -151,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     from .archive.bench import write_bench as archive_bench  # the [archive] extra: pyarrow, Ray, edfio
 
     archive_bench(chapter, root / "archive", quick=args.quick)
+    from .uses import evaluate_uses
+
+    uses = evaluate_uses(runs, root, args.quick)
     summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,
-               "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw}
+               "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw, "uses": uses}
     write_json(root / "demo.json", summary | {"evaluation": results})
     from .report import write_report
 

@@ -143,6 +143,10 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
 
     parts += [section for section in [demo_markdown(root)] if section]
     parts += quality_section()
+    if "uses" in summary:
+        from .uses import uses_section
+
+        parts.append(uses_section(summary["uses"]))
     bench_md = root / "bench" / "bench.md"
     if bench_md.is_file():
         body = bench_md.read_text().split("\n", 1)[-1]  # drop its own title

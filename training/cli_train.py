@@ -12,7 +12,8 @@ from .train import TrainConfig, train
 def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
     d = TrainConfig()
     p.add_argument("--model", choices=["ae", "vae"], default=d.model)
-    p.add_argument("--arch", default=d.arch, help="upsample (corrected decoder, the default) or seed (the chapter's)")
+    p.add_argument("--arch", default=d.arch,
+                   help="upsample (corrected decoder, the default), conv (upsampling convolutions), seed (chapter)")
     p.add_argument("--data", default=d.data,
                    help="bundled | bundled:ecg5000 | wfdb:DIR | ucr:FILE | npy:FILE | csv:FILE")
     p.add_argument("--latent-dim", type=int, default=d.latent_dim)

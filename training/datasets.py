@@ -93,15 +93,27 @@ def _annotated_beats(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarr
     return samples[is_beat], symbols[is_beat]
 
 
-def load_bundled(name: str) -> BeatSet:
+def _check_bundled() -> None:
     if not BUNDLED.is_file():
         raise InputError(f"bundled: expected the bundled data set at {BUNDLED}, which is missing; "
                          "reinstall ecgae or rebuild it with python -m ecgae.training.build_dataset")
+
+
+def bundled_mitdb() -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Record 100's lead MLII in mV, its sample rate, and its annotated beats (R-peak sample, symbol)."""
+    _check_bundled()
     with np.load(BUNDLED, allow_pickle=False) as z:
-        if name == "mitdb":
-            signal = (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
-            peaks, labels = _annotated_beats(z["mitdb_100_ann_sample"], z["mitdb_100_ann_symbol"])
-            return beats_at_peaks(signal, float(z["mitdb_100_fs"]), peaks, labels, "mitdb/100", "bundled:mitdb")
+        signal = (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
+        peaks, labels = _annotated_beats(z["mitdb_100_ann_sample"], z["mitdb_100_ann_symbol"])
+        return signal, float(z["mitdb_100_fs"]), peaks, labels
+
+
+def load_bundled(name: str) -> BeatSet:
+    if name == "mitdb":
+        signal, fs, peaks, labels = bundled_mitdb()
+        return beats_at_peaks(signal, fs, peaks, labels, "mitdb/100", "bundled:mitdb")
+    _check_bundled()
+    with np.load(BUNDLED, allow_pickle=False) as z:
         if name == "ecg5000":
             return _beat_rows(z["ecg5000_beats"], z["ecg5000_labels"], "ecg5000", "bundled:ecg5000", None, False)
     raise InputError(f"data spec: expected 'bundled', 'bundled:mitdb' or 'bundled:ecg5000', received 'bundled:{name}'")
@@ -206,3 +218,21 @@ def load_beats(spec: str, length: int | None = None) -> BeatSet:
         raise InputError(f"{spec}: continuous records are cut into {bs.prep.length}-sample windows; "
                          f"received a request for L={length}")
     return bs
+
+
+@dataclass
+class HeldOutRecord:
+    """Record 100 with the annotated R peaks of its held-out (test) beats, for signal-level experiments."""
+
+    raw: np.ndarray  # the whole lead MLII in mV
+    fs: float
+    peaks: np.ndarray  # annotated R peaks of the test split's beats
+    start: int  # first sample of the held-out stretch: the first test window's start
+
+
+def held_out_mitdb() -> HeldOutRecord:
+    """The bundled record and the stretch the time split holds out (the last 15% of its beats)."""
+    raw, fs, _, _ = bundled_mitdb()
+    bs = load_bundled("mitdb")
+    peaks = bs.positions[bs.split()["test"]]
+    return HeldOutRecord(raw, fs, peaks, int(peaks[0] - bs.prep.pre))

@@ -220,7 +220,48 @@ class UpsampleVAE(_UpsampleDecoder, _VAE):
     """Seed encoder, fc_mu and fc_logvar, corrected decoder."""
 
 
-MODELS = {(cls.kind, cls.arch): cls for cls in (SeedAE, SeedVAE, UpsampleAE, UpsampleVAE)}
+CONV_CHANNELS = 16  # decoder width: chosen by held-out PRD per multiply-add (README, "Decoder capacity")
+CONV_STAGES = 3  # x2 upsampling stages after the first layer: 450 samples grow from 57
+
+
+def conv_decoder(length: int, channels: int = CONV_CHANNELS, stages: int = CONV_STAGES) -> nn.Sequential:
+    """A stack of upsampling convolutions that mirrors the encoder's downsampling.
+
+    ConvTranspose1d(16,C,k=ceil(L/2**S)) from length 1, BN, ReLU; then S times ConvTranspose1d(C,C,k4,s2,p1)
+    BN ReLU, each doubling the length; then Conv1d(C,1,k5,p2), cropped to L. Every layer is an ordinary
+    convolution (BatchNorm folds into it at export), so each output sample has its own local weights
+    instead of coming from one global basis. About 0.46 M multiply-adds per beat at L=450, C=16.
+    """
+    base = -(-length // 2**stages)
+    layers: list[nn.Module] = [nn.ConvTranspose1d(ENCODER_CHANNELS, channels, kernel_size=base),
+                               nn.BatchNorm1d(channels), nn.ReLU()]
+    for _ in range(stages):
+        layers += [nn.ConvTranspose1d(channels, channels, kernel_size=4, stride=2, padding=1),
+                   nn.BatchNorm1d(channels), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Conv1d(channels, 1, kernel_size=5, padding=2))
+
+
+class _ConvDecoder:
+    """Mixin: the upsampling convolution stack (``arch="conv"``) in place of the seed decoder."""
+
+    arch = "conv"
+    make_decoder = staticmethod(conv_decoder)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        first, rest = self.decoder[0], self.decoder[1:]
+        h = convtranspose_on_length_one(first, self.decoder_fc(z))
+        return rest(h)[:, :, : self.input_length]
+
+
+class ConvAE(_ConvDecoder, _AE):
+    """Seed encoder and bottleneck, upsampling convolution decoder."""
+
+
+class ConvVAE(_ConvDecoder, _VAE):
+    """Seed encoder, fc_mu and fc_logvar, upsampling convolution decoder."""
+
+
+MODELS = {(cls.kind, cls.arch): cls for cls in (SeedAE, SeedVAE, UpsampleAE, UpsampleVAE, ConvAE, ConvVAE)}
 
 
 def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _ConvAE:

@@ -1,0 +1,192 @@
+"""ECG compression with a bundle: a recording stored as per-beat latents, R peaks, and beat mean and scale.
+
+Per-beat z-scoring discards each window's offset and amplitude, so they are stored beside the latent.
+File layout (``.ecgz``, version 1), read without pickles:
+
+    8 bytes   magic b"ECGAEZ\\x00\\x01" (format name, version)
+    4 bytes   header length H, little-endian uint32
+    H bytes   UTF-8 JSON header: format, version, the bundle's graph hashes, sample rate, signal length,
+              window placement, bits per latent value, per-dimension quantiser ranges, beat count,
+              first R peak, bits per R-R interval
+    rest      zlib-compressed payload: R-R intervals (unsigned, ``rr_bits`` each, big-endian bit packed),
+              latents (``bits`` each, uniform over each dimension's [lo, hi]), then beat mean and scale
+              as float16
+
+The signal is rebuilt at the model's sample rate, band-passed as the model sees it: each beat's decoded
+window is scaled back and windows are cross-faded where they overlap; samples no window covers (pauses
+longer than a window) are joined by a straight line, and those before the first or after the last
+window are zero.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model
+from .preprocess import fir_filter, resample, window_beats
+
+MAGIC = b"ECGAEZ\x00\x01"
+FORMAT = "ecgae-compressed"
+FORMAT_VERSION = 1
+MAX_BITS = 16
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A decoded .ecgz file: its header and the per-beat arrays."""
+
+    header: dict
+    peaks: np.ndarray  # int64 [N], R peaks at the model's rate
+    codes: np.ndarray  # int64 [N, latent], quantised latents
+    mean: np.ndarray  # float32 [N], each filtered window's mean
+    scale: np.ndarray  # float32 [N], each filtered window's standard deviation
+
+
+def _graph_hashes(model: Model) -> dict[str, str]:
+    graphs = model.manifest["graphs"]
+    return {name: graphs[name]["sha256"] for name in ("encoder", "decoder")}
+
+
+def _pack(values: np.ndarray, bits: int) -> bytes:
+    """Unsigned integers < 2**bits, ``bits`` each, most significant bit first."""
+    v = np.ascontiguousarray(values, dtype=">u4").view(np.uint8).reshape(-1, 4)
+    return np.packbits(np.unpackbits(v, axis=1)[:, 32 - bits:].ravel()).tobytes()
+
+
+def _unpack(data: bytes, count: int, bits: int) -> np.ndarray:
+    need = (count * bits + 7) // 8
+    if len(data) < need:
+        raise InputError(f"compressed file: expected {need} payload bytes for {count} values of {bits} bits, "
+                         f"received {len(data)}")
+    b = np.unpackbits(np.frombuffer(data[:need], np.uint8))[: count * bits].reshape(count, bits)
+    full = np.zeros((count, 32), np.uint8)
+    full[:, 32 - bits:] = b
+    return np.packbits(full, axis=1).view(">u4").ravel().astype(np.int64)
+
+
+def filtered_windows(model: Model, signal: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signal at the model rate after its band-pass, R peaks in it, their windows [N, L]) with the
+    bundle's own beat finding (``Model.beats_from_signal``); the windows before z-scoring."""
+    prep = model.preprocessing
+    _, peaks_in = model.beats_from_signal(signal, fs)
+    x = resample(np.asarray(signal, dtype=np.float64).squeeze(), float(fs), prep.sample_rate)
+    if prep.taps is not None:
+        x = fir_filter(x, prep.taps)
+    peaks = np.round(peaks_in * prep.sample_rate / float(fs)).astype(np.int64)
+    windows, keep = window_beats(x, peaks, prep.pre, prep.length)
+    return x, peaks[keep], windows
+
+
+def compress(model: Model, signal: object, fs: float, bits: int = 8) -> bytes:
+    """A raw single-lead recording at ``fs`` Hz -> the bytes of an .ecgz file bound to ``model``'s graphs."""
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 1 <= bits <= MAX_BITS:
+        raise InputError(f"bits: expected an integer in 1..{MAX_BITS}, received {bits!r}")
+    bits = int(bits)
+    x, peaks, windows = filtered_windows(model, signal, fs)
+    prep = model.preprocessing
+    mean = windows.mean(axis=1)
+    scale = np.maximum(windows.std(axis=1), prep.eps)
+    z = model.encode(((windows - mean[:, None]) / scale[:, None]).astype(np.float32)).astype(np.float64)
+    lo, hi = z.min(axis=0), z.max(axis=0)
+    levels = (1 << bits) - 1
+    codes = np.round((z - lo) / np.where(hi > lo, hi - lo, 1.0) * levels).astype(np.int64)
+    rr = np.diff(peaks)
+    rr_bits = max(1, int(rr.max()).bit_length()) if rr.size else 1
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "graphs_sha256": _graph_hashes(model),
+        "sample_rate": prep.sample_rate, "signal_length": int(x.size), "pre": prep.pre, "length": prep.length,
+        "latent_dim": model.latent_dim, "bits": bits, "lo": lo.tolist(), "hi": hi.tolist(),
+        "beats": int(len(peaks)), "first_peak": int(peaks[0]), "rr_bits": rr_bits,
+    }
+    payload = (_pack(rr, rr_bits) + _pack(codes.ravel(), bits)
+               + mean.astype("<f2").tobytes() + scale.astype("<f2").tobytes())
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return MAGIC + struct.pack("<I", len(head)) + head + zlib.compress(payload, 9)
+
+
+def read(data: bytes) -> Compressed:
+    """Parse .ecgz bytes; InputError naming what is wrong when they are not a version-1 file."""
+    if not isinstance(data, bytes | bytearray) or data[: len(MAGIC)] != MAGIC or len(data) < len(MAGIC) + 4:
+        head = bytes(data[: len(MAGIC)]) if isinstance(data, bytes | bytearray) else type(data).__name__
+        raise InputError(f"compressed file: expected {FORMAT} version {FORMAT_VERSION} (magic {MAGIC!r}), "
+                         f"received {head!r}")
+    (n,) = struct.unpack("<I", data[len(MAGIC) : len(MAGIC) + 4])
+    start = len(MAGIC) + 4
+    try:
+        header = json.loads(data[start : start + n].decode())
+        payload = zlib.decompress(data[start + n :])
+        beats, latent, bits, rr_bits = (int(header[k]) for k in ("beats", "latent_dim", "bits", "rr_bits"))
+    except (UnicodeDecodeError, json.JSONDecodeError, zlib.error, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"compressed file: header or payload is damaged ({type(e).__name__}: {e})") from None
+    if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"compressed file: expected format {FORMAT!r} version {FORMAT_VERSION}, received "
+                         f"{header.get('format')!r} version {header.get('format_version')!r}")
+    if beats < 1 or not 1 <= bits <= MAX_BITS or not 1 <= rr_bits <= 32:
+        raise InputError(f"compressed file: expected >= 1 beat and 1..{MAX_BITS} bits, received {beats} beats, "
+                         f"{bits} bits, {rr_bits} R-R bits")
+    rr_bytes, code_bytes = ((beats - 1) * rr_bits + 7) // 8, (beats * latent * bits + 7) // 8
+    if len(payload) != rr_bytes + code_bytes + 4 * beats:
+        raise InputError(f"compressed file: expected a payload of {rr_bytes + code_bytes + 4 * beats} bytes for "
+                         f"{beats} beats, received {len(payload)}")
+    ranges = [np.asarray(header.get(k), dtype=object) for k in ("lo", "hi")]
+    if any(r.shape != (latent,) or not all(isinstance(v, int | float) for v in r) for r in ranges):
+        raise InputError(f"compressed file: expected lo and hi as {latent} numbers each, received "
+                         f"{header.get('lo')!r} and {header.get('hi')!r}")
+    rr = _unpack(payload[:rr_bytes], beats - 1, rr_bits)
+    codes = _unpack(payload[rr_bytes : rr_bytes + code_bytes], beats * latent, bits).reshape(beats, latent)
+    tail = np.frombuffer(payload[rr_bytes + code_bytes :], "<f2").astype(np.float32)
+    peaks = int(header["first_peak"]) + np.concatenate([[0], np.cumsum(rr)]).astype(np.int64)
+    return Compressed(header, peaks, codes, tail[:beats], tail[beats:])
+
+
+def rebuild(windows: np.ndarray, peaks: np.ndarray, pre: int, n_samples: int) -> np.ndarray:
+    """Join per-beat windows [N, L] starting ``pre`` samples before each peak into one signal.
+
+    Where consecutive windows overlap the earlier one fades out linearly as the later one fades in;
+    uncovered stretches between windows are joined by a straight line; the rest is zero.
+    """
+    n, length = windows.shape
+    out = np.zeros(n_samples, np.float64)
+    starts = peaks - pre
+    for i in range(n):
+        s = starts[i]
+        w = np.ones(length)
+        if i > 0 and (ov := starts[i - 1] + length - s) > 0:  # fade in over the overlap with the previous beat
+            w[: min(ov, length)] = (np.arange(min(ov, length)) + 1) / (ov + 1)
+        if i + 1 < n and (ov := s + length - starts[i + 1]) > 0:  # fade out over the overlap with the next
+            k = min(ov, length)
+            w[length - k :] *= 1 - (np.arange(k) + 1) / (ov + 1)
+        lo, hi = max(s, 0), min(s + length, n_samples)
+        if hi > lo:
+            out[lo:hi] += (w * windows[i])[lo - s : hi - s]
+        if i + 1 < n and (gap := starts[i + 1] - (s + length)) > 0:  # a pause: no window covers it
+            a, b = s + length - 1, starts[i + 1]
+            t = np.arange(1, gap + 1) / (gap + 1)
+            seg = windows[i, -1] + t * (windows[i + 1, 0] - windows[i, -1])
+            lo, hi = max(a + 1, 0), min(b, n_samples)
+            if hi > lo:
+                out[lo:hi] = seg[lo - a - 1 : hi - a - 1]
+    return out
+
+
+def decompress(model: Model, data: bytes) -> tuple[np.ndarray, float]:
+    """.ecgz bytes -> (band-passed signal at the model's rate float32, that rate); refuses a file written
+    with other graphs than ``model``'s."""
+    c = read(data)
+    h = c.header
+    if h.get("graphs_sha256") != _graph_hashes(model):
+        raise InputError(f"compressed file: expected one written with this bundle's graphs "
+                         f"{_graph_hashes(model)}, received {h.get('graphs_sha256')}; decompress with the "
+                         "bundle that compressed it")
+    levels = (1 << int(h["bits"])) - 1
+    lo, hi = np.asarray(h["lo"], np.float64), np.asarray(h["hi"], np.float64)
+    z = (lo + c.codes / levels * (hi - lo)).astype(np.float32)
+    beats = model.decode(z).astype(np.float64) * c.scale[:, None] + c.mean[:, None]
+    signal = rebuild(beats, c.peaks, int(h["pre"]), int(h["signal_length"]))
+    return signal.astype(np.float32), float(h["sample_rate"])

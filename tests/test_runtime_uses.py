@@ -1,0 +1,178 @@
+"""Compression (runtime.codec), gap filling and denoising (runtime.restore) on real bundles and real ECG.
+
+Runs in the torch-free venv too. The raw-signal bundles are the tiny ECG5000 AE and VAE declared as
+trained on raw ECG at 112 Hz (140 samples = 1.25 s, 47 before the R peak), without a filter.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecgae.cli import main
+from ecgae.runtime import InputError, Model, Preprocessing
+from ecgae.runtime.bundle import SEAL
+from ecgae.runtime.codec import MAGIC, compress, decompress, filtered_windows, read, rebuild
+from ecgae.runtime.preprocess import normalise_beats
+from ecgae.runtime.restore import affine_fit, denoise, fill_gaps, interpolate_gaps
+from ecgae.runtime.seal import seal
+
+RATE = 112.0
+
+
+@pytest.fixture(scope="module")
+def record() -> tuple[np.ndarray, float]:
+    """The first 60 s of MIT-BIH record 100, lead MLII in mV."""
+    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+        fs = float(z["mitdb_100_fs"])
+        adc = z["mitdb_100_adc"][: int(60 * fs)].astype(np.float64)
+        return (adc - z["mitdb_100_baseline"]) / z["mitdb_100_gain"], fs
+
+
+def _signal_bundle(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest["preprocessing"] = Preprocessing(RATE, 140, 47).to_dict()
+    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))  # sealed again, as export seals it
+    return dst
+
+
+@pytest.fixture(scope="module")
+def raw_models(bundles, tmp_path_factory) -> dict[str, Model]:
+    root = tmp_path_factory.mktemp("raw")
+    return {kind: Model.load(_signal_bundle(bundles[kind], root / kind)) for kind in ("ae", "vae")}
+
+
+def test_rebuild_joins_true_windows_into_the_signal_and_bridges_pauses():
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal(3000)
+    peaks = np.array([100, 300, 520, 900, 1500, 1620])  # overlaps of several sizes, and one pause (900 -> 1500)
+    pre, length = 60, 400
+    windows = signal[(peaks - pre)[:, None] + np.arange(length)]
+    out = rebuild(windows, peaks, pre, signal.size)
+    covered = np.zeros(signal.size, bool)
+    for p in peaks:
+        covered[p - pre : p - pre + length] = True
+    assert np.allclose(out[covered], signal[covered], atol=1e-12)  # cross-fade weights sum to one
+    gap = np.flatnonzero(~covered[peaks[0] - pre : peaks[-1] - pre + length]) + peaks[0] - pre
+    line = np.interp(gap, [gap[0] - 1, gap[-1] + 1], signal[[gap[0] - 1, gap[-1] + 1]])
+    assert np.allclose(out[gap], line) and not out[: peaks[0] - pre].any()
+
+
+@pytest.mark.parametrize("bits", [3, 8, 16])
+def test_compress_stores_quantised_latents_peaks_mean_and_scale(raw_models, record, bits):
+    model = raw_models["ae"]
+    signal, fs = record
+    data = compress(model, signal, fs, bits)
+    c = read(data)
+    x, peaks, windows = filtered_windows(model, signal, fs)
+    assert data.startswith(MAGIC) and c.header["bits"] == bits and c.header["sample_rate"] == RATE
+    assert np.array_equal(c.peaks, peaks) and len(peaks) > 60
+    assert np.allclose(c.mean, windows.mean(axis=1), atol=1e-3) and np.allclose(c.scale, windows.std(axis=1), rtol=1e-3)
+    z = model.encode(normalise_beats(windows))
+    lo, hi = np.asarray(c.header["lo"]), np.asarray(c.header["hi"])
+    dequantised = lo + c.codes / (2**bits - 1) * (hi - lo)
+    assert np.abs(dequantised - z).max() <= (hi - lo).max() / (2**bits - 1) / 2 + 1e-6
+    rebuilt, rate = decompress(model, data)
+    expected = rebuild(model.decode(dequantised.astype(np.float32)) * c.scale[:, None] + c.mean[:, None],
+                       peaks, 47, x.size)
+    assert rate == RATE and rebuilt.shape == x.shape and np.allclose(rebuilt, expected, atol=1e-5)
+
+
+def test_more_bits_cost_more_bytes_and_lose_less(raw_models, record):
+    model = raw_models["ae"]
+    x, peaks, _ = filtered_windows(model, *record)
+    span = slice(peaks[0] - 47, peaks[-1] + 93)
+    sizes, errors = [], []
+    for bits in (2, 12):
+        data = compress(model, *record, bits)
+        sizes.append(len(data))
+        errors.append(np.abs(decompress(model, data)[0][span] - x[span]).mean())
+    assert sizes[0] < sizes[1] and errors[1] <= errors[0]
+
+
+def test_compressed_files_are_bound_to_their_bundle_and_checked(raw_models, record):
+    data = compress(raw_models["ae"], *record)
+    with pytest.raises(InputError, match="this bundle's graphs"):
+        decompress(raw_models["vae"], data)
+    for damaged, message in ((b"NOTECGZ!" + data[8:], "magic"), (data[:-5], "damaged"),
+                             (data[:12] + b"x" + data[13:], "damaged")):
+        with pytest.raises(InputError, match=message):
+            decompress(raw_models["ae"], damaged)
+    head = json.loads(data[12 : 12 + int.from_bytes(data[8:12], "little")])
+    bad = json.dumps(head | {"lo": head["lo"][:-1]}).encode()
+    with pytest.raises(InputError, match="lo and hi"):
+        read(data[:8] + len(bad).to_bytes(4, "little") + bad + data[12 + int.from_bytes(data[8:12], "little"):])
+    for bits in (0, 17, 2.5, True):
+        with pytest.raises(InputError, match="bits"):
+            compress(raw_models["ae"], *record, bits)
+
+
+def test_cli_compress_then_decompress(raw_models, record, tmp_path, capsys):
+    signal, fs = record
+    np.save(tmp_path / "ecg.npy", signal)
+    bundle = str(raw_models["ae"].bundle_dir)
+    assert main(["compress", bundle, str(tmp_path / "ecg.npy"), "--fs", str(fs), "--bits", "6",
+                 "--out", str(tmp_path / "ecg.ecgz")]) == 0
+    assert "bit/s" in capsys.readouterr().out
+    assert (tmp_path / "ecg.ecgz").read_bytes() == compress(raw_models["ae"], signal, fs, 6)
+    assert main(["decompress", bundle, str(tmp_path / "ecg.ecgz"), "--out", str(tmp_path / "back.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "back.npy"), decompress(raw_models["ae"], compress(
+        raw_models["ae"], signal, fs, 6))[0])
+    assert main(["compress", bundle, str(tmp_path / "ecg.npy"), "--out", str(tmp_path / "x.ecgz")]) == 2
+    assert "--fs" in capsys.readouterr().err
+    (tmp_path / "bad.ecgz").write_bytes(b"garbage")
+    assert main(["decompress", bundle, str(tmp_path / "bad.ecgz"), "--out", str(tmp_path / "b.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ecgae decompress: error: compressed file") and "\n" not in err
+    assert not (tmp_path / "b.npy").exists()
+
+
+def test_fill_gaps_recovers_beats_the_decoder_can_make(raw_models):
+    """Beats from the decoder (at a gain and offset) with a 30% stretch hidden: the masked fit finds the
+    hidden samples far better than straight lines, and leaves the observed ones untouched."""
+    model = raw_models["vae"]
+    z = np.random.default_rng(1).standard_normal((24, model.latent_dim)).astype(np.float32)
+    truth = 2.0 * model.decode(z).astype(np.float64) + 0.5
+    observed = np.ones(truth.shape, bool)
+    observed[np.arange(24)[:, None], (np.arange(24) * 4)[:, None] + np.arange(42)] = False
+    filled = fill_gaps(model, np.where(observed, truth, np.nan), observed, iterations=20)
+    linear = interpolate_gaps(np.where(observed, truth, 0.0), observed)
+    err = np.sqrt(((filled - truth)[~observed] ** 2).mean())
+    assert np.array_equal(filled[observed], truth[observed])
+    assert err < 0.2 * np.sqrt(((linear - truth)[~observed] ** 2).mean())
+
+
+def test_fill_gaps_refuses_bad_masks(raw_models):
+    model, beats = raw_models["ae"], np.zeros((2, 140))
+    with pytest.raises(InputError, match="bool mask"):
+        fill_gaps(model, beats, np.ones((2, 139), bool))
+    with pytest.raises(InputError, match="observed samples per beat"):
+        fill_gaps(model, beats, np.zeros((2, 140), bool))
+
+
+def test_denoise_fits_gain_and_offset_and_blends_by_expected_error(raw_models):
+    model = raw_models["ae"]
+    rng = np.random.default_rng(2)
+    with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
+        clean = 0.8 * ref["x"][:, 0, :].astype(np.float64) + 0.1
+    recon = model.reconstruct(normalise_beats(clean)).astype(np.float64)
+    estimate = denoise(model, clean, blend=False)
+    a, b = affine_fit(recon, clean, np.ones(clean.shape, bool))
+    resid = clean - estimate
+    assert np.allclose(estimate, a[:, None] * recon + b[:, None])
+    assert np.abs((resid * recon).sum(axis=1)).max() < 1e-8 and np.abs(resid.sum(axis=1)).max() < 1e-8
+    noisy = clean + rng.normal(0, 3.0, clean.shape)
+    for x in (clean, noisy):  # the blend lies between each window and the model's estimate of it
+        est, out = denoise(model, x, blend=False), denoise(model, x)
+        w = ((out - est) * (x - est)).sum(axis=1) / ((x - est) ** 2).sum(axis=1)
+        assert np.allclose(out, est + w[:, None] * (x - est)) and ((w >= 0) & (w <= 1)).all()
+    # heavy noise: the blend leans on the model; none: on the window
+    assert denoise(model, noisy).std() < noisy.std()
+    with pytest.raises(InputError, match="windows"):
+        denoise(model, np.zeros((3, 5)))
