@@ -174,6 +174,25 @@ def verify_reference(bundle_dir: str | os.PathLike, manifest: dict) -> None:
         verified_file(bundle_dir, entry, "reference")
 
 
+def verify_present_files(bundle_dir: str | os.PathLike, manifest: dict) -> None:
+    """Hash-check every other file the manifest lists that is present: the graphs of every precision and
+    format and the minimal-build config. A device may ship only the variant it runs, so an absent file is
+    not an error here (loading a variant needs its own files); a changed one always is."""
+    entries = [(f"graphs.{name}", e) for name, e in (manifest.get("graphs") or {}).items()]
+    entries.append(("ort_build", manifest.get("ort_build")))
+    variants = manifest.get("variants")
+    for key, v in (variants.items() if isinstance(variants, dict) else ()):
+        graphs = v.get("graphs") if isinstance(v, dict) else None
+        if isinstance(graphs, dict):
+            entries += [(f"variants.{key}.graphs.{g}", e) for g, e in graphs.items()]
+    for what, entry in entries:  # malformed entries are left to the checks that name the missing field
+        listed = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("file", "sha256"))
+        if not listed:
+            continue
+        if (Path(bundle_dir) / entry["file"]).exists():
+            verified_file(bundle_dir, entry, what)
+
+
 def load_reference(bundle_dir: str | os.PathLike, manifest: dict) -> dict[str, np.ndarray]:
     """The export-time parity reference (reference.npz), hash-checked and loaded without pickles."""
     entry = manifest.get("reference")

@@ -133,6 +133,7 @@ class Model:
             raise InputError(f"providers: expected a non-empty list drawn from {available}, received {providers!r}")
         manifest = bundle_io.read_manifest(bundle_dir)
         bundle_io.verify_reference(bundle_dir, manifest)
+        bundle_io.verify_present_files(bundle_dir, manifest)
         providers = None if providers is None else list(providers)
         args = dict(threads=threads, optimization=optimization, providers=providers)
         model = manifest["model"]
