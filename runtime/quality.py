@@ -66,7 +66,7 @@ def segment_quality(signal: object, fs: float, segment_s: float = SEGMENT_S) -> 
         raise InputError(f"signal: expected finite values, received {int((~np.isfinite(x)).sum())} NaN/Inf")
     if not (isinstance(segment_s, int | float) and 0.5 <= segment_s <= 60):
         raise InputError(f"segment_s: expected seconds in [0.5, 60], received {segment_s!r}")
-    seg = max(4, int(min(round(segment_s * fs), 2**40)))
+    seg = max(4, round(min(segment_s * fs, 2**40)))  # min first: a huge fs must not reach round(inf)
     peak = float(np.abs(x).max())
     if peak > 0:
         x = x / peak  # every measure below is scale-free; this keeps huge inputs from overflowing
