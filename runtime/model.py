@@ -200,7 +200,20 @@ class Model:
         x = validate.as_beats(beats, self.input_length)
         if self._scorer is not None:  # a finite score implies a finite x_hat, which is not fetched
             return self._scorer.run(x, self._chunk, self._fetch_score)[1]
-        error = np.subtract(self._reconstruct(x), x, dtype=np.float64)  # float64: neither overflows nor rounds
+        return self._mse(self._reconstruct(x), x)
+
+    def score_and_encode(self, beats: object) -> tuple[np.ndarray, np.ndarray]:
+        """(``score`` [B], ``encode`` [B, latent]) from one pass through the graphs: analyze and the Monitor
+        need both, and the score graph computes the latent anyway."""
+        x = validate.as_beats(beats, self.input_length)
+        if self._scorer is not None:
+            z, scores = self._scorer.run(x, self._chunk, self._fetch_score)
+            return scores, z
+        z = self._encoder.first(x, self._chunk)
+        return self._mse(self._decoder.first(z, self._chunk), x), z
+
+    def _mse(self, x_hat: np.ndarray, x: np.ndarray) -> np.ndarray:
+        error = np.subtract(x_hat, x, dtype=np.float64)  # float64: neither overflows nor rounds
         return np.matmul(error, error.transpose(0, 2, 1)).ravel() / self.input_length  # [B,1,L] @ [B,L,1]
 
     def decision_threshold(self, threshold: float | None = None) -> float:

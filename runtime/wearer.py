@@ -224,8 +224,8 @@ def score_batch(model, beats: object, rr: object, profile: WearerProfile | None,
     ``Model.analyze`` and the streaming ``Monitor`` both score through this one function."""
     if profile is None:
         limit = model.decision_threshold()
-        scores = model.score(beats)
-        return scores, model.encode(beats), scores > limit, limit
+        scores, z = model.score_and_encode(beats)
+        return scores, z, scores > limit, limit
     scores, z = score_beats(model, beats, rr, profile, rr_history)
     return scores, z, scores > profile.threshold, profile.threshold
 

@@ -569,3 +569,10 @@ def test_the_runtime_and_its_cli_run_with_torch_onnx_scipy_wfdb_unimportable(bun
     assert done.returncode == 0 and "lean ok" in done.stdout, done.stderr[-3000:]
     assert "error: INPUT" in done.stderr and "pip install 'ecgae[wfdb]'" in done.stderr
     assert "pip install 'ecgae[plot]'" in done.stderr
+
+
+def test_score_and_encode_equal_score_and_encode_apart(models, beats):
+    for model in models.values():
+        scores, z = model.score_and_encode(beats)
+        np.testing.assert_array_equal(scores, model.score(beats))
+        np.testing.assert_array_equal(z, model.encode(beats))
