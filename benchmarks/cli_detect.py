@@ -16,7 +16,7 @@ from ..runtime.cli import read_wfdb
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
 from ..runtime.preprocess import r_peaks
-from .detection import AAMI, SYMBOL_CLASS, default_preprocessing, score_detections
+from .detection import AAMI, SYMBOL_CLASS, default_preprocessing, pct, score_detections
 
 
 def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
@@ -49,10 +49,6 @@ def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}"
-
-
 def run(args: argparse.Namespace) -> int:
     if args.bundle is not None:
         from ..runtime import Model
@@ -78,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
         results.append(r)
         by = r["by_class"]
         cells = (record, args.lead or "default", str(r["reference_beats"]),
-                 _pct(r["se"]), _pct(r["ppv"]), _pct(r["der"]),
+                 pct(r["se"]), pct(r["ppv"]), pct(r["der"]),
                  f"{r['offset_median_abs_ms'] or 0:.1f}/{r['offset_p95_abs_ms'] or 0:.1f}",
                  *(f"{by[c]['found']}/{by[c]['beats']}" if c in by else "-" for c in AAMI))
         print(_row(cells))
     if len(results) > 1:
         tp, fn, fp = (sum(r[k] for r in results) for k in ("tp", "fn", "fp"))
-        print(f"all {len(results)} records: Se {_pct(tp / max(tp + fn, 1))} %, +P {_pct(tp / max(tp + fp, 1))} %, "
-              f"DER {_pct((fn + fp) / max(tp + fn, 1))} %")
+        print(f"all {len(results)} records: Se {pct(tp / max(tp + fn, 1))} %, +P {pct(tp / max(tp + fp, 1))} %, "
+              f"DER {pct((fn + fp) / max(tp + fn, 1))} %")
     if args.json:
         write_json(args.json, {"match_window_s": 0.15, "records": results})
         print(f"wrote {args.json}")

@@ -250,7 +250,8 @@ def measure(model, quick: bool = False) -> dict:
     return out
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
+    """A fraction as a percentage with two decimals; a dash when not measured."""
     return "-" if v is None else f"{100 * v:.2f}"
 
 
@@ -264,7 +265,7 @@ def markdown(d: dict) -> list[str]:
              "| record 100 condition | Se % | +P % | FN | FP | offset median / p95 (samples) |",
              "|---|---|---|---|---|---|"]
     for r in d["stress"]:
-        lines.append(f"| {r['condition']} | {_pct(r['se'])} | {_pct(r['ppv'])} | {r['fn']} | {r['fp']} | "
+        lines.append(f"| {r['condition']} | {pct(r['se'])} | {pct(r['ppv'])} | {r['fn']} | {r['fp']} | "
                      f"{r['offset_median_abs_samples']:.0f} / {r['offset_p95_abs_samples']:.0f} |")
     lines += ["", "Synthetic ventricular beats in record 100's MLII (wide QRS of the given sd, upright, "
               "inverted or biphasic, a discordant T wave, premature at 0.65 RR with a compensatory pause; a "
@@ -273,8 +274,8 @@ def markdown(d: dict) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
     for r in d["ventricular"]:
         v = r["by_class"]["V"]
-        lines.append(f"| {r['pattern']} | {r['shape']} | {r['qrs_sd_ms']:.0f} | {r['size']} | {_pct(r['se'])} | "
-                     f"{_pct(r['ppv'])} | {v['found']}/{v['beats']} | {v['offset_median_abs_samples']:.0f} |")
+        lines.append(f"| {r['pattern']} | {r['shape']} | {r['qrs_sd_ms']:.0f} | {r['size']} | {pct(r['se'])} | "
+                     f"{pct(r['ppv'])} | {v['found']}/{v['beats']} | {v['offset_median_abs_samples']:.0f} |")
     if "agreement" in d:
         lines += ["", "Unannotated records: beats found per lead, agreement with wfdb's XQRS (XQRS as "
                   "reference) and with the runtime's own consensus over the record's leads (beats found in at "
@@ -284,7 +285,7 @@ def markdown(d: dict) -> list[str]:
         for r in d["agreement"]:
             x, c = r["agreement_vs_xqrs"], r["agreement_vs_lead_consensus"]
             lines.append(f"| {r['record']} | {r['lead']} | {r['fs']:.0f} | {r['runtime_beats']} | {r['xqrs_beats']} | "
-                         f"{_pct(x['se'])} / {_pct(x['ppv'])} | {_pct(c['se'])} / {_pct(c['ppv'])} |")
+                         f"{pct(x['se'])} / {pct(x['ppv'])} | {pct(c['se'])} / {pct(c['ppv'])} |")
     else:
         lines += ["", f"Agreement with XQRS not measured: {d['agreement_skipped']}"]
     s = d["speed"]

@@ -158,10 +158,6 @@ class BeatStream:
         self._filter(out, final=True)
         return self._settled(final=True)
 
-    @property
-    def samples_received(self) -> int:
-        return self._n_in
-
 
 def _as_block(samples: object) -> np.ndarray:
     """A block of raw samples as float64 [n]; InputError (and no state change) for anything else."""
