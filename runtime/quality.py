@@ -10,8 +10,10 @@ the raw signal (numpy only) and marks a segment unusable when it is
 - ``noise``: broadband power above the ECG band dominates, or the 5-30 Hz band has none of the sharp
   QRS bursts a heartbeat makes (its kurtosis is that of Gaussian noise).
 
-:func:`segment_quality` gives per-segment flags and reasons; :func:`beat_usable` says whether a beat at a
-given R-peak index lies wholly in usable segments.
+:func:`segment_quality` gives per-segment flags and reasons for a recording; :func:`beat_quality` says
+whether each beat is usable, judged on the stretch of raw signal that ends where the beat's window ends: a stream knows
+that verdict as soon as it has the beat's window, so ``BeatStream`` and ``Model.analyze`` agree exactly.
+Every check looks only at the stretch itself and at stretches before it, never at later signal.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .errors import InputError
 from .validate import as_numeric, sample_rate
 
 SEGMENT_S = 2.0  # seconds per segment: two or more beats at any resting rate
-FLAT_RATIO = 0.05  # activity below this fraction of the recording's median segment activity: lead off
+FLAT_RATIO = 0.05  # activity below this fraction of the median of recent stretches' activity: lead off
+FLAT_HISTORY = 30  # stretches (this one and those before it) whose median activity is the reference
 HOLD_S = 0.1  # one value held this long: a dropout (no ECG holds a sample value for 100 ms)
 PLATEAU_S = 0.015  # at the segment's extreme this long: clipped (an R peak's top lasts a few ms)
 MAINS_HZ = (50.0, 60.0)
@@ -34,6 +37,7 @@ NOISE_FRACTION = 0.35  # share of segment power above NOISE_BAND_HZ (mains exclu
 QRS_BAND_HZ = (5.0, 30.0)
 QRS_KURTOSIS = 4.0  # of the 5-30 Hz band: Gaussian noise 3 (99% of 2 s segments < 4); ECG leads 5 to 20
 REASONS = ("ok", "flat", "clipped", "mains", "noise")
+CHUNK = 128  # stretches judged together
 
 
 @dataclass(frozen=True)
@@ -59,47 +63,86 @@ class Quality:
 def segment_quality(signal: object, fs: float, segment_s: float = SEGMENT_S) -> Quality:
     """Judge each ``segment_s``-second segment of a raw single-lead signal: usable or not, and why."""
     fs = sample_rate(fs)
+    x = as_signal(signal)
+    seg = segment_samples(fs, segment_s)
+    n_seg = -(-x.size // seg)
+    starts = np.minimum(np.arange(n_seg) * seg, max(x.size - seg, 0))
+    width = min(seg, x.size)
+    reason, _ = judge(x[starts[:, None] + np.arange(width)[None, :]], fs)
+    return Quality(fs, seg, x.size, reason == "ok", reason)
+
+
+def beat_quality(signal: object, fs: float, r_peaks: object, post: int, segment_s: float = SEGMENT_S,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(usable [N] bool, reason [N] str) per R peak: each beat is judged on the ``segment_s`` seconds of raw
+    signal that end ``post`` samples after its R peak (where the model's window ends), or on the signal's
+    first or last ``segment_s`` seconds where that stretch would leave the signal."""
+    fs = sample_rate(fs)
+    x = as_signal(signal)
+    r = as_numeric(r_peaks, "r_peaks")
+    if r.ndim != 1 or (r.dtype.kind == "f" and not np.all(np.isfinite(r) & (r == np.round(r)))):
+        raise InputError(f"r_peaks: expected a 1-D array of whole sample indices, received {r.dtype} {r.shape}")
+    if not (isinstance(post, int) and post >= 1):
+        raise InputError(f"post: expected an integer >= 1 (samples from the R peak to the window's end), "
+                         f"received {post!r}")
+    seg = segment_samples(fs, segment_s)
+    reason, _ = judge(stretches(x, r.astype(np.int64) + post, seg), fs)
+    return reason == "ok", reason
+
+
+def as_signal(signal: object) -> np.ndarray:
+    """A raw single-lead signal as finite float64 [n]; InputError otherwise."""
     x = as_numeric(signal, "signal").astype(np.float64).squeeze()
     if x.ndim != 1 or x.size == 0:
         raise InputError(f"signal: expected a non-empty 1-D single-lead array, received shape {np.shape(signal)}")
     if not np.isfinite(x).all():
         raise InputError(f"signal: expected finite values, received {int((~np.isfinite(x)).sum())} NaN/Inf")
+    return x
+
+
+def segment_samples(fs: float, segment_s: float = SEGMENT_S) -> int:
+    """Samples per judged stretch at ``fs``."""
     if not (isinstance(segment_s, int | float) and 0.5 <= segment_s <= 60):
         raise InputError(f"segment_s: expected seconds in [0.5, 60], received {segment_s!r}")
-    seg = max(4, round(min(segment_s * fs, 2**40)))  # min first: a huge fs must not reach round(inf)
-    peak = float(np.abs(x).max())
-    if peak > 0:
-        x = x / peak  # every measure below is scale-free; this keeps huge inputs from overflowing
-    n_seg = -(-x.size // seg)
-    starts = np.minimum(np.arange(n_seg) * seg, max(x.size - seg, 0))
-    width = min(seg, x.size)
-    windows = x[starts[:, None] + np.arange(width)[None, :]]
-
-    reason = np.full(n_seg, "ok", dtype="<U7")
-    checks = (("noise", _noise(windows, fs)), ("mains", _mains(windows, fs)),
-              ("flat", _flat(windows, fs, x)), ("clipped", _clipped(windows, fs)))
-    for name, bad in checks:  # later checks take precedence: a flat trace is "flat", not "noise"; a value
-        reason[bad] = name  # held at the segment's extreme is "clipped", not "flat"
-    return Quality(fs, seg, x.size, reason == "ok", reason)
+    return max(4, round(min(segment_s * fs, 2**40)))  # min first: a huge fs must not reach round(inf)
 
 
-def beat_usable(quality: Quality, r_peaks: object, pre: int = 0, post: int = 1) -> np.ndarray:
-    """Per R-peak index: True when samples ``r - pre`` to ``r + post`` lie in usable segments only (pass
-    the model's window to demand the whole beat window). Peaks outside the signal are not usable."""
-    r = as_numeric(r_peaks, "r_peaks")
-    if r.dtype.kind == "f" and not np.all(np.isfinite(r) & (r == np.round(r))):
-        raise InputError(f"r_peaks: expected whole sample indices, received {r.dtype} values with fractions")
-    if r.ndim > 1:
-        raise InputError(f"r_peaks: expected a 1-D array of sample indices, received shape {r.shape}")
-    if not (isinstance(pre, int) and isinstance(post, int) and pre >= 0 and post >= 1):
-        raise InputError(f"pre, post: expected integers pre >= 0 and post >= 1, received {pre!r}, {post!r}")
-    r = np.atleast_1d(r).astype(np.int64)
-    first, last = r - pre, r + post - 1
-    inside = (first >= 0) & (last < quality.n_samples)
-    bad = np.concatenate([[0], np.cumsum(~quality.usable)])  # bad segments before segment i: bad[i]
-    lo = np.clip(first, 0, max(quality.n_samples - 1, 0)) // quality.segment
-    hi = np.clip(last, 0, max(quality.n_samples - 1, 0)) // quality.segment
-    return inside & (bad[hi + 1] - bad[lo] == 0)
+def stretches(x: np.ndarray, ends: np.ndarray, seg: int, offset: int = 0) -> np.ndarray:
+    """Rows [N, min(seg, n)] of ``x``: the ``seg`` samples before each end index, shifted to lie inside
+    the signal of ``offset + x.size`` samples whose samples from index ``offset`` on ``x`` holds."""
+    n = offset + x.size
+    width = min(seg, n)
+    first = np.clip(ends - seg, 0, max(n - seg, 0)) - offset
+    if first.size and first.min() < 0:
+        raise InputError(f"stretches: expected the signal from sample {offset + first.min()} on, received it "
+                         f"from sample {offset}")
+    return x[first[:, None] + np.arange(width)[None, :]]
+
+
+def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = None,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(reason [N], activity [N]) of raw stretches [N, width] in time order. ``past_activity`` holds the
+    activity of stretches judged before these (a stream's earlier beats), so the flat test compares each
+    stretch with the same past as on the whole recording."""
+    reason = np.full(len(windows), "ok", dtype="<U7")
+    activity = np.zeros(len(windows))
+    for i in range(0, len(windows), CHUNK):  # rows a few at a time: the arrays stay in cache
+        w = windows[i : i + CHUNK]
+        with np.errstate(over="ignore", invalid="ignore"):
+            peak = np.abs(w).max(axis=1, keepdims=True)
+            w = w / np.where(peak > 0, peak, 1.0)  # each test is scale-free; this keeps huge inputs finite
+            d = _detrended(w)
+            relative = np.ptp(d, axis=1)
+            activity[i : i + CHUNK] = np.where(relative <= 1e-9, 0.0, relative * peak[:, 0])
+        spec, freqs = _power(d, fs)
+        for name, bad in (("noise", _noise(d, spec, freqs, fs)), ("mains", _mains(spec, freqs, fs)),
+                          ("flat", _held(w, fs)), ("clipped", _clipped(w, fs))):
+            reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not
+            # "noise"; a value held at the segment's extreme is "clipped", not "flat"
+    past = np.zeros(0) if past_activity is None else np.asarray(past_activity, dtype=np.float64)
+    weak = _weak(activity, past) & ((reason == "ok") | (reason == "noise") | (reason == "mains"))
+    reason[weak] = "flat"
+    return reason, activity
 
 
 def _detrended(w: np.ndarray) -> np.ndarray:
@@ -109,68 +152,81 @@ def _detrended(w: np.ndarray) -> np.ndarray:
     return w - w.mean(axis=1, keepdims=True) - slope[:, None] * t[None, :]
 
 
-def _power(w: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+def _power(d: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Hann-windowed power spectrum of each detrended row, and its frequencies."""
-    spec = np.abs(np.fft.rfft(_detrended(w) * np.hanning(w.shape[1]), axis=1)) ** 2
-    return spec, np.fft.rfftfreq(w.shape[1], 1.0 / fs)
+    spec = np.fft.rfft(d * np.hanning(d.shape[1]), axis=1)
+    return spec.real**2 + spec.imag**2, np.fft.rfftfreq(d.shape[1], 1.0 / fs)
 
 
 def _mains_bins(freqs: np.ndarray) -> np.ndarray:
     return np.any([np.abs(freqs - f) <= 1.0 for f in MAINS_HZ], axis=0)
 
 
-def _mains(w: np.ndarray, fs: float) -> np.ndarray:
+def _mains(spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
     if fs / 2 <= min(MAINS_HZ) + 1:
-        return np.zeros(len(w), dtype=bool)  # mains lies above Nyquist: aliased, not measurable here
-    spec, freqs = _power(w, fs)
+        return np.zeros(len(spec), dtype=bool)  # mains lies above Nyquist: aliased, not measurable here
     total = spec[:, freqs >= 0.5].sum(axis=1)
     return spec[:, _mains_bins(freqs)].sum(axis=1) > MAINS_FRACTION * np.maximum(total, 1e-300)
 
 
-def _noise(w: np.ndarray, fs: float) -> np.ndarray:
+def _noise(d: np.ndarray, spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
     """Broadband noise (power above the ECG band) or no QRS-like bursts in the QRS band."""
-    spectrum = np.fft.rfft(_detrended(w), axis=1)
-    freqs = np.fft.rfftfreq(w.shape[1], 1.0 / fs)
+    spectrum = np.fft.rfft(d, axis=1)
     spectrum[:, (freqs < QRS_BAND_HZ[0]) | (freqs > QRS_BAND_HZ[1])] = 0
-    qrs = np.fft.irfft(spectrum, w.shape[1], axis=1)
-    var = (qrs**2).mean(axis=1)
+    qrs = np.fft.irfft(spectrum, d.shape[1], axis=1)
+    sq = qrs * qrs
+    var = sq.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        kurtosis = (qrs**4).mean(axis=1) / var**2  # NaN/Inf only for a constant row, which "flat" takes
+        kurtosis = (sq * sq).mean(axis=1) / (var * var)  # NaN/Inf only for a constant row, which "flat" takes
     no_bursts = kurtosis < QRS_KURTOSIS
     if fs / 2 <= NOISE_BAND_HZ * 1.25:
         return no_bursts
-    spec, freqs = _power(w, fs)
     keep = ~_mains_bins(freqs) & (freqs >= 0.5)
     high = spec[:, keep & (freqs > NOISE_BAND_HZ)].sum(axis=1)
     return no_bursts | (high > NOISE_FRACTION * np.maximum(spec[:, keep].sum(axis=1), 1e-300))
 
 
-def _longest_run(mask: np.ndarray) -> np.ndarray:
-    """Longest run of True in each row."""
-    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
-    edges = np.diff(padded, axis=1)
-    best = np.zeros(len(mask), dtype=np.int64)
-    rows_up, cols_up = np.nonzero(edges == 1)
-    _, cols_down = np.nonzero(edges == -1)  # row-major order: the k-th rise pairs with the k-th fall
-    np.maximum.at(best, rows_up, cols_down - cols_up)
-    return best
+def _has_run(mask: np.ndarray, k: int) -> np.ndarray:
+    """Per row: True where ``mask`` holds a run of at least ``k`` consecutive True values."""
+    if k > mask.shape[1]:
+        return np.zeros(len(mask), dtype=bool)
+    c = np.zeros((len(mask), mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(mask, axis=1, out=c[:, 1:])
+    return (c[:, k:] - c[:, :-k]).max(axis=1) >= k
 
 
 def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
     span = np.ptp(w, axis=1, keepdims=True)
     tol = 1e-3 * span
     plateau = max(3, int(round(PLATEAU_S * fs)))
-    top = _longest_run(w >= w.max(axis=1, keepdims=True) - tol)
-    bottom = _longest_run(w <= w.min(axis=1, keepdims=True) + tol)
-    return (np.maximum(top, bottom) >= plateau) & (span[:, 0] > 0)
+    top = _has_run(w >= w.max(axis=1, keepdims=True) - tol, plateau)
+    bottom = _has_run(w <= w.min(axis=1, keepdims=True) + tol, plateau)
+    return (top | bottom) & (span[:, 0] > 0)
 
 
-def _flat(w: np.ndarray, fs: float, x: np.ndarray) -> np.ndarray:
-    """Near-constant segments (lead off), relative to the recording and to its scale, or a long hold."""
-    activity = np.ptp(_detrended(w), axis=1)
-    scale = max(float(np.abs(x).max()), 1e-300)
-    dead = activity <= 1e-9 * scale
-    live = activity[~dead]
-    weak = activity < FLAT_RATIO * float(np.median(live)) if live.size else np.zeros(len(w), dtype=bool)
-    hold = _longest_run(np.diff(w, axis=1) == 0) + 1 >= max(3, int(round(HOLD_S * fs)))
-    return dead | weak | hold
+def _held(w: np.ndarray, fs: float) -> np.ndarray:
+    """One value held for a long run (a dropout), or no activity at all (lead off)."""
+    dead = np.ptp(w, axis=1) == 0
+    return dead | _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1)
+
+
+def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
+    """Activity zero or far below the median of this and the FLAT_HISTORY - 1 stretches before it (dead
+    ones left out): a lead off with a little amplifier noise left."""
+    if activity.size == 0:
+        return np.zeros(0, dtype=bool)
+    seq = np.r_[past, activity]
+    live = np.where(seq > 0, seq, np.nan)
+    live = np.r_[np.full(max(FLAT_HISTORY - 1 - past.size, 0), np.nan), live][-(activity.size + FLAT_HISTORY - 1):]
+    recent = np.lib.stride_tricks.sliding_window_view(live, FLAT_HISTORY)
+    return (activity == 0) | (activity < FLAT_RATIO * _nan_median_rows(recent))
+
+
+def _nan_median_rows(rows: np.ndarray) -> np.ndarray:
+    """Median of each row's non-NaN values (0 for a row with none), without nanmedian's all-NaN warning."""
+    k = np.sum(~np.isnan(rows), axis=1)
+    s = np.sort(np.where(np.isnan(rows), np.inf, rows), axis=1)
+    i = np.arange(len(rows))
+    lo, hi = s[i, np.maximum(k - 1, 0) // 2], s[i, np.maximum(k, 1) // 2]
+    with np.errstate(invalid="ignore"):
+        return np.where(k > 0, (lo + hi) / 2, 0.0)
