@@ -21,8 +21,8 @@ from . import store
 from .scoring import score_recording, summarise
 from .sources import Recording, read_recording
 
-SUMMARY_FIELDS = ("record", "source", "status", "lead", "fs", "duration_s", "beats", "flagged", "flagged_fraction",
-                  "hr_mean_bpm", "hr_median_bpm", "hr_p05_bpm", "hr_p95_bpm", "error")
+SUMMARY_FIELDS = ("record", "source", "status", "lead", "fs", "duration_s", "beats", "unusable", "flagged",
+                  "flagged_fraction", "hr_mean_bpm", "hr_median_bpm", "hr_p05_bpm", "hr_p95_bpm", "error")
 RAY_OBJECT_STORE = 256 << 20  # a local Ray only passes small status rows: keep its shared memory small
 
 

@@ -55,7 +55,9 @@ def write_recording(path: Path, name: str, columns: dict[str, np.ndarray], summa
     n, latent = columns["latent"].shape
     arrays = {
         "record": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([name])),
-        **{k: pa.array(columns[k]) for k in ("r_peak", "time", "score", "flag")},
+        **{k: pa.array(columns[k]) for k in ("r_peak", "time")},
+        "score": pa.array(columns["score"], from_pandas=True),  # NaN (unusable beat) -> null
+        **{k: pa.array(columns[k]) for k in ("flag", "usable")},
         "rr": pa.array(columns["rr"], from_pandas=True),  # NaN (first beat) -> null
         "latent": pa.FixedSizeListArray.from_arrays(pa.array(columns["latent"].reshape(-1)), latent),
     }

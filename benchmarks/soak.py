@@ -1,7 +1,7 @@
 """Soak and load figures: one Model under 8 threads, memory over a million calls, kill -9 mid-write, and
 the malformed-input campaign at full size.
 
-    python -m ecgae.benchmarks.soak BUNDLE_ROOT --full    # what `make soak` runs (BUNDLE_ROOT/ae, BUNDLE_ROOT/vae)
+    python -m ecgae.benchmarks.soak BUNDLE_ROOT --full    # what `make soak` runs (BUNDLE_ROOT/ae, vae, mitdb)
 
 Prints a Markdown table and exits 1 when a target is missed. ``tests/test_soak.py`` runs the same
 functions at a small size inside ``make test``.
@@ -26,6 +26,8 @@ import numpy as np
 
 from ..runtime import EcgaeError, Model
 from ..runtime.io import write_array
+from ..runtime.wearer import WearerProfile, model_graphs
+from .quality import record_100
 
 OPS = ("encode", "encoder_outputs", "decode", "reconstruct", "score", "is_anomalous", "sample")
 
@@ -173,6 +175,23 @@ def kill_score(bundle: str | os.PathLike, trials: int, root: Path) -> dict:
     return kill_during(argv, out, good, trials, reset=lambda: write_array(out, np.zeros((3, 3))))  # an older result
 
 
+def kill_calibrate(bundle: str | os.PathLike, trials: int, root: Path) -> dict:
+    """kill -9 during ``ecgae calibrate --out``: the previous wearer profile stays whole (a raw-signal bundle)."""
+    ecg, fs, _ = record_100()
+    write_array(root / "ecg.npy", ecg[: int(180 * fs)])
+    out = root / "wearer.json"
+    argv = [sys.executable, "-m", "ecgae.cli", "calibrate", str(bundle), str(root / "ecg.npy"), "--fs", str(fs),
+            "--out", str(out)]
+    subprocess.run([*argv, "--seconds", "60"], check=True, capture_output=True)
+    older = out.read_bytes()  # an older profile (another baseline), so that a finished run shows as replaced
+    model = Model.load(bundle)
+
+    def good(path: Path) -> bool:
+        WearerProfile.load(path).check_bundle(model_graphs(model), model.input_length, model.latent_dim)
+        return True
+    return kill_during(argv, out, good, trials, reset=lambda: out.write_bytes(older))
+
+
 def kill_export(run: Path, target: Path, trials: int) -> dict:
     """kill -9 during ``ecgae export RUN --out TARGET --force`` over an existing bundle: it still loads and
     passes parity, old or new. Needs the [train] extra."""
@@ -191,6 +210,7 @@ def run_all(root: str | os.PathLike, full: bool) -> dict:
                "rss": rss_growth(bundles / "ae", 1_000_000 if full else 20_000, 20_000 if full else 2_000)}
     with tempfile.TemporaryDirectory() as tmp:
         results["kill_score"] = kill_score(bundles / "ae", 30 if full else 4, Path(tmp))
+        results["kill_calibrate"] = kill_calibrate(bundles / "mitdb", 30 if full else 3, Path(tmp))
         from ..export.fixtures import export_tiny, train_tiny  # torch: imported only here
 
         run = train_tiny(Path(tmp) / "runs")["ae"]
@@ -212,7 +232,9 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
         ("RSS growth over score calls (batch 1)", f"{r['rss']['growth_mb']:+.2f} MB over {r['rss']['calls']:,} calls "
          f"({r['rss']['us_per_call']:.0f} us/call)", "< 5 MB", r["rss"]["growth_mb"] < 5),
     ]
-    for key, what in (("kill_score", "kill -9 during score --out"), ("kill_export", "kill -9 during export --force")):
+    for key, what in (("kill_score", "kill -9 during score --out"),
+                      ("kill_calibrate", "kill -9 during calibrate --out"),
+                      ("kill_export", "kill -9 during export --force")):
         k = r[key]
         rows.append((what, f"{k['trials']} kills: {k['unchanged']} unchanged, {k['replaced']} replaced whole, "
                      f"{k['damaged']} damaged ({k['hidden_leftovers']} hidden temp leftovers)", "0 damaged",
@@ -228,7 +250,8 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgae.benchmarks.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="folder holding ae/ and vae/ bundles (python -m ecgae.export.fixtures DIR)")
+    parser.add_argument("root", help="folder holding ae/, vae/ and mitdb/ bundles "
+                        "(python -m ecgae.export.fixtures DIR)")
     parser.add_argument("--full", action="store_true", help="full size (minutes) instead of the short check")
     args = parser.parse_args(argv)
     results = run_all(args.root, args.full)

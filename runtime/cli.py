@@ -25,8 +25,10 @@ PLOTTED = 8  # sampled beats drawn by --plot: enough to see variety, few enough 
 OUTPUTS = {
     "encode": "latents [B, latent] (AE: z; VAE: mu)",
     "reconstruct": "reconstructed beats [B, L]",
-    "score": "[B, 3] rows of (index, score, flag): index is the R-peak sample for a signal or record "
-             "and the row for beats; score the reconstruction MSE; flag 1 when score > threshold",
+    "score": "[B, 4] rows of (index, score, flag, usable): index is the R-peak sample for a signal or record "
+             "and the row for beats; score the reconstruction MSE (or the wearer-relative score with --profile), "
+             "NaN for a beat in unusable signal; flag 1 when score > threshold; usable 0 when the quality gate "
+             "found the signal around the beat to be noise, flat, clipped or mains (always 1 for beats)",
 }
 
 
@@ -66,23 +68,14 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             _plot(beats, Path(args.plot))
         return _write(args.out, beats)
-    if args.command == "score" and args.profile:
-        if args.threshold is not None:
-            raise InputError("--threshold: expected either --threshold or --profile (which holds the wearer's "
-                             "threshold), received both")
-        from .cli_wearer import score_with_profile
+    if args.command == "score":
+        from .cli_wearer import score_input
 
-        return _write(args.out, score_with_profile(model, args))
-    limit = model.decision_threshold(args.threshold) if args.command == "score" else None
-    beats, index = _read_input(model, args)
+        return _write(args.out, score_input(model, args))
+    beats, _ = _read_input(model, args)
     if args.command == "encode":
         return _write(args.out, model.encode(beats))
-    if args.command == "reconstruct":
-        return _write(args.out, model.reconstruct(beats))
-    scores = model.score(beats)
-    flagged = scores > limit
-    print(f"{int(flagged.sum())} of {len(scores)} beats above the threshold {limit:.6g}")
-    return _write(args.out, np.column_stack([index, scores, flagged]).astype(np.float64))
+    return _write(args.out, model.reconstruct(beats))
 
 
 def _write(out: str, arr: np.ndarray) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import validate, wearer
 from .errors import InputError
+from .files import shown
 from .io import read_array
 from .model import Model
 
@@ -38,13 +39,13 @@ def read_signal_or_beats(model: Model, args: argparse.Namespace) -> tuple[np.nda
 
     path = Path(args.input)
     if path.suffix.lower() in ARRAY_SUFFIXES:
-        arr = read_array(path, f"INPUT {path}")
+        arr = read_array(path, f"INPUT {shown(path)}")
         if args.fs is None:
-            return None, None, validate.as_beats(arr, model.input_length, f"INPUT {path}")
+            return None, None, validate.as_beats(arr, model.input_length, f"INPUT {shown(path)}")
         return arr, validate.sample_rate(args.fs, "--fs"), None
     if args.fs is not None:
         raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
-                         f"received --fs {args.fs} with {str(path)!r}")
+                         f"received --fs {args.fs} with {shown(path)!r}")
     signal, fs = read_wfdb(path, args.lead)
     return signal, fs, None
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             profile = model.calibrate(signal, fs, args.seconds, args.score, args.false_alarm_rate)
     except InputError as e:
-        raise InputError(f"INPUT {args.input}: {e}") from None
+        raise InputError(f"INPUT {shown(args.input)}: {e}") from None
     profile.save(args.out)
     print(f"calibrated on {profile.n_beats} beats ({profile.n_beats - profile.n_inliers} set aside as outliers): "
           f"score {profile.score}, threshold {profile.threshold:.4g} for a {profile.false_alarm_rate:.1%} "
@@ -68,20 +69,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_with_profile(model: Model, args: argparse.Namespace) -> np.ndarray:
-    """[B, 3] rows of (index, score, flag) of INPUT scored against ``args.profile``."""
-    profile = wearer.WearerProfile.load(args.profile)
-    profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
+def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
+    """[B, 4] rows of (index, score, flag, usable) of INPUT: against ``args.profile`` when given, else the
+    bundle's score and threshold (or ``args.threshold``). A raw signal goes through ``Model.analyze``, so
+    beats in unusable signal are reported and counted, not scored."""
+    profile = None
+    if args.profile:
+        if args.threshold is not None:
+            raise InputError("--threshold: expected either --threshold or --profile (which holds the wearer's "
+                             "threshold), received both")
+        profile = wearer.WearerProfile.load(args.profile)
+        profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
+    limit = profile.threshold if profile is not None else model.decision_threshold(args.threshold)
     signal, fs, beats = read_signal_or_beats(model, args)
     if signal is None:
-        scores, _ = wearer.score_beats(model, beats, None, profile)
-        index = np.arange(len(beats))
+        scores = model.score(beats) if profile is None else wearer.score_beats(model, beats, None, profile)[0]
+        index, usable = np.arange(len(beats)), np.ones(len(beats), dtype=bool)
     else:
         try:
             result = model.analyze(signal, fs, profile)
         except InputError as e:
-            raise InputError(f"INPUT {args.input}: {e}") from None
-        scores, index = result.score, result.r_peak
-    flagged = scores > profile.threshold
-    print(f"{int(flagged.sum())} of {len(scores)} beats above the wearer's threshold {profile.threshold:.6g}")
-    return np.column_stack([index, scores, flagged]).astype(np.float64)
+            raise InputError(f"INPUT {shown(args.input)}: {e}") from None
+        scores, index, usable = result.score, result.r_peak, result.usable
+        why = ", ".join(f"{int((result.reason == r).sum())} {r}" for r in np.unique(result.reason[~usable]))
+        print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz); "
+              f"{int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
+    with np.errstate(invalid="ignore"):
+        flagged = usable & (scores > limit)
+    whose = "the wearer's" if profile is not None else "the"
+    print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above {whose} threshold {limit:.6g}")
+    return np.column_stack([index, scores, flagged, usable]).astype(np.float64)

@@ -16,9 +16,9 @@ import onnxruntime as ort
 from . import bundle as bundle_io
 from . import validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
-from .preprocess import Preprocessing
+from .preprocess import CutBeats, Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
-from .preprocess import beats_with_rr as _beats_with_rr
+from .preprocess import cut_beats as _cut_beats
 from .session import direct_run, make_session
 
 CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
@@ -240,25 +240,27 @@ class Model:
                   false_alarm_rate: float = wearer.DEFAULT_FALSE_ALARM_RATE) -> wearer.WearerProfile:
         """A wearer's profile from their unlabelled raw ECG, which may hold some abnormal beats (see
         ecgae.runtime.wearer): the beats whose R peak falls in the first ``seconds`` (default all), cut from
-        the whole ``signal`` exactly as ``analyze`` and a ``Monitor`` cut them."""
+        the whole ``signal`` exactly as ``analyze`` and a ``Monitor`` cut them; beats the quality gate finds
+        unusable are left out."""
         fs = validate.sample_rate(fs)
         if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
             raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
-        beats, peaks, rr = self._cut(signal, fs)
-        base = slice(None) if seconds is None else peaks < int(round(seconds * fs))
-        return wearer.calibrate_beats(self, beats[base], rr[base], score, false_alarm_rate)
+        cut = self._cut(signal, fs)
+        base = slice(None) if seconds is None else cut.r_peak < int(round(seconds * fs))
+        return wearer.calibrate_cut(self, cut.take(base), score, false_alarm_rate)
 
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
-        """Raw ECG -> per-beat R peak, RR, latent, score and flag: wearer-relative with a profile, else the
-        reconstruction MSE against the bundle's threshold."""
+        """Raw ECG -> per-beat R peak, RR, latent, score, flag and quality: wearer-relative with a profile, else
+        the reconstruction MSE against the bundle's threshold. Beats in unusable signal are reported, not
+        scored (NaN score and latent, no flag)."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
-        beats, peaks, rr = self._cut(signal, validate.sample_rate(fs))
-        scores, z, flags, limit = wearer.score_batch(self, beats, rr, profile)
-        return wearer.Beats(peaks, rr, z, scores, flags, limit)
+        cut = self._cut(signal, validate.sample_rate(fs))
+        scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable)
+        return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason)
 
-    def _cut(self, signal: object, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _beats_with_rr(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
+    def _cut(self, signal: object, fs: float) -> CutBeats:
+        return _cut_beats(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can

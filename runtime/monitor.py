@@ -26,14 +26,18 @@ class BeatEvent:
     score: float
     flag: bool
     z: np.ndarray  # latent [latent]
-    rr: float  # seconds since the previous beat (NaN for the first)
+    rr: float  # seconds since the previous beat (NaN for the first, and next to an unusable beat)
     latency: float  # seconds of signal received after the R peak when the beat was reported
+    usable: bool  # False: the signal around it is noise, flat, clipped or mains (not scored: score NaN)
+    reason: str  # "ok", or why the beat is not usable
 
     def to_dict(self, fs: float) -> dict:
         """JSON-ready fields (NaN RR as null)."""
-        return {"r_peak": self.r_peak, "time_s": round(self.r_peak / fs, 6), "score": self.score,
+        return {"r_peak": self.r_peak, "time_s": round(self.r_peak / fs, 6),
+                "score": None if np.isnan(self.score) else self.score,
                 "flag": self.flag, "rr": None if np.isnan(self.rr) else self.rr,
-                "z": [float(v) for v in self.z], "latency_s": round(self.latency, 4)}
+                "z": [float(v) for v in self.z], "latency_s": round(self.latency, 4), "usable": self.usable,
+                "reason": self.reason}
 
 
 class Monitor:
@@ -77,16 +81,18 @@ class Monitor:
                 return []
             got = _concat(self._pending)
             self._pending = []
-            base = got.r_peak < self._enrol_until
-            self.profile = wearer.calibrate_beats(self.model, got.beats[base], got.rr[base])
+            self.profile = wearer.calibrate_cut(self.model, got.take(got.r_peak < self._enrol_until))
         if got.r_peak.size == 0:
             return []
-        scores, z, flags, _ = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history)
+        scores, z, flags, _ = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history,
+                                                 got.usable)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
-        return [BeatEvent(int(r), float(s), bool(f), z[i], float(rr), float(lag[i]))
-                for i, (r, s, f, rr) in enumerate(zip(got.r_peak, scores, flags, got.rr))]
+        return [BeatEvent(int(r), float(s), bool(f), z[i], float(rr), float(lag[i]), bool(u), str(why))
+                for i, (r, s, f, rr, u, why) in enumerate(zip(got.r_peak, scores, flags, got.rr, got.usable,
+                                                             got.reason))]
 
 
 def _concat(parts: list[StreamBeats]) -> StreamBeats:
-    return StreamBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("beats", "r_peak", "rr", "latency")))
+    fields = ("beats", "r_peak", "rr", "usable", "reason", "latency")
+    return StreamBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in fields))

@@ -13,6 +13,7 @@ import numpy as np
 
 from .detector import detect_r_peaks
 from .errors import InputError
+from .quality import beat_quality
 
 NORMALISATION = "zscore_per_beat"
 
@@ -200,14 +201,41 @@ def r_peaks(signal: np.ndarray, fs: float, prep: Preprocessing) -> np.ndarray:
     return _input_index(detect_r_peaks(x, prep.sample_rate), fs, prep)
 
 
-def beats_with_rr(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input [N], seconds
-    since the previous beat found [N], NaN for the first).
+@dataclass(frozen=True)
+class CutBeats:
+    """Beats cut from a raw signal (by ``cut_beats`` or a ``BeatStream``), with their signal quality."""
+
+    beats: np.ndarray  # float32 [N, L], normalised
+    r_peak: np.ndarray  # int64 [N]: sample index in the input signal (its own rate)
+    rr: np.ndarray  # float64 [N]: seconds since the previous beat found; NaN for the first, and when this
+    # beat or the previous one is unusable (an interval to a "beat" in noise is no heart rhythm)
+    usable: np.ndarray  # bool [N]: the signal around the beat can carry a heartbeat (ecgae.runtime.quality)
+    reason: np.ndarray  # str [N]: "ok", or why the beat is not usable
+
+    def take(self, which: np.ndarray | slice) -> CutBeats:
+        return CutBeats(*(getattr(self, f)[which] for f in ("beats", "r_peak", "rr", "usable", "reason")))
+
+
+def window_end(prep: Preprocessing, fs: float) -> int:
+    """Input samples from an R peak to the end of its window (the stretch the quality gate judges ends there)."""
+    return int(np.ceil((prep.length - prep.pre) * float(fs) / prep.sample_rate))
+
+
+def rr_between_usable(r_peak: np.ndarray, usable: np.ndarray, fs: float, prev_peak: float = np.nan,
+                      prev_usable: bool = False) -> np.ndarray:
+    """Seconds from each beat to the one before (``prev_peak`` before the first), NaN unless both are usable."""
+    prev = np.r_[prev_peak, r_peak[:-1]]
+    both = usable & np.r_[prev_usable, usable[:-1]]
+    return np.where(both, (r_peak - prev) / float(fs), np.nan)
+
+
+def cut_beats(signal: np.ndarray, fs: float, prep: Preprocessing) -> CutBeats:
+    """Raw single-lead ECG -> the bundle's beats, their R peaks, RR and signal quality.
 
     Applies the bundle's own steps: resample to the model's rate, filter, detect R peaks, window,
-    normalise. Beats too close to the ends for a full window are not returned, but still count as the
-    previous beat of the next one. Raises InputError as ``conditioned`` does, and when no beat has a full
-    window.
+    normalise; each beat is judged by the quality gate on the raw signal. Beats too close to the ends for
+    a full window are not returned, but still count as the previous beat of the next one. Raises
+    InputError as ``conditioned`` does, and when no beat has a full window.
     """
     x = conditioned(signal, fs, prep)
     peaks = detect_r_peaks(x, prep.sample_rate)
@@ -216,12 +244,14 @@ def beats_with_rr(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[n
         raise InputError(f"signal: expected at least one detectable heartbeat with a full window, "
                          f"received {x.size} samples with {len(peaks)} R peaks, none windowable")
     where = _input_index(peaks, fs, prep)
-    rr = np.r_[np.nan, np.diff(where)] / float(fs)
-    return normalise_beats(windows, prep.eps), where[keep], rr[keep]
+    raw = np.asarray(signal, dtype=np.float64).reshape(-1)
+    usable, reason = beat_quality(raw, fs, where, window_end(prep, fs))
+    rr = rr_between_usable(where, usable, fs)
+    return CutBeats(normalise_beats(windows, prep.eps), where[keep], rr[keep], usable[keep], reason[keep])
 
 
 def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
     """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input): see
-    ``beats_with_rr``."""
-    beats, where, _ = beats_with_rr(signal, fs, prep)
-    return beats, where
+    ``cut_beats``."""
+    cut = cut_beats(signal, fs, prep)
+    return cut.beats, cut.r_peak

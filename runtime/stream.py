@@ -12,9 +12,12 @@ reports a beat only once nothing later in the stream can change it:
   available after it; search-back only ever adds beats after the last detected one, so it cannot
   revise a settled beat;
 - nothing is reported before the detector's learning period (its first 8 blocks) is complete;
-- the detector runs at most every HOP_S of signal, which delays reports a little and changes none.
+- the detector runs at most every HOP_S of signal, which delays reports a little and changes none;
+- the quality gate judges each beat on the raw stretch that ends with the beat's window, and compares
+  its activity with the beats before it only, so its verdict needs nothing later either.
 
-State is bounded: the raw tail the filter needs, and LEAD_IN_S plus one window of filtered signal.
+State is bounded: the raw tail the filter and the quality gate need, LEAD_IN_S plus one window of
+filtered signal, and the activity of the last few beats.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import detector
+from . import detector, quality
 from .errors import InputError
-from .preprocess import Preprocessing, convolve_valid, normalise_beats
+from .preprocess import CutBeats, Preprocessing, convolve_valid, normalise_beats, rr_between_usable, window_end
 
 LEAD_IN_S = 16.0  # >= 8 blocks of levels and 8 RR intervals at 35 beats/min before a beat is decided
 HOP_S = 0.1  # the detector re-runs at most this often: latency + 0.1 s at worst, 1/36 of the work at 1-sample pushes
@@ -33,13 +36,10 @@ MAX_GAP_S = 10.0  # with no beat for longer, older signal is dropped anyway: mem
 
 
 @dataclass(frozen=True)
-class StreamBeats:
-    """Beats settled by one push: model-ready windows and where they are in the input stream."""
+class StreamBeats(CutBeats):
+    """Beats settled by one push: ``CutBeats`` fields, and how late each was reported."""
 
-    beats: np.ndarray  # float32 [k, L], normalised like beats_from_signal's
-    r_peak: np.ndarray  # int64 [k]: sample index in the input stream (its own rate)
-    rr: np.ndarray  # float64 [k]: seconds since the previous beat detected (NaN for the stream's first)
-    latency: np.ndarray  # int64 [k]: input samples received after the R peak when the beat was settled
+    latency: np.ndarray = None  # int64 [k]: input samples received after the R peak when the beat was settled
 
 
 class BeatStream:
@@ -63,7 +63,13 @@ class BeatStream:
         self._f = np.zeros(0)  # filtered signal from absolute index self._f0
         self._f0 = 0
         self._last_beat = -1  # model-rate index of the last beat reported (windowable or not)
-        self._last_beat_in = None  # its input index, for RR
+        self._last_beat_in = np.nan  # its input index, for RR
+        self._last_usable = False  # its quality verdict: RR counts only between usable beats
+        self._post_in = window_end(prep, self.fs)
+        self._seg = quality.segment_samples(self.fs)
+        self._raw = np.zeros(0)  # raw input from index self._raw0: the stretches the quality gate judges
+        self._raw0 = 0
+        self._activity = np.zeros(0)  # activity of the last beats judged (the flat test's reference)
         self._closed = False
 
     # ------------------------------------------------------------------ resample and filter
@@ -113,14 +119,22 @@ class BeatStream:
         if new.size == 0:
             return self._empty()
         r_in = np.round(new * (self.fs / self.rate)).astype(np.int64)
-        prev_in = np.r_[np.nan if self._last_beat_in is None else self._last_beat_in, r_in[:-1]]
-        rr = (r_in - prev_in) / self.fs
-        self._last_beat, self._last_beat_in = int(new[-1]), int(r_in[-1])
+        if not final:  # and for the raw stretch the quality gate judges
+            ready = r_in + self._post_in <= self._n_in
+            new, r_in = new[ready], r_in[ready]
+            if new.size == 0:
+                return self._empty()
+        stretch = quality.stretches(self._raw, r_in + self._post_in, self._seg, self._raw0)
+        reason, activity = quality.judge(stretch, self.fs, self._activity)
+        self._activity = np.r_[self._activity, activity][-(quality.FLAT_HISTORY - 1) :]
+        usable = reason == "ok"
+        rr = rr_between_usable(r_in, usable, self.fs, self._last_beat_in, self._last_usable)
+        self._last_beat, self._last_beat_in, self._last_usable = int(new[-1]), int(r_in[-1]), bool(usable[-1])
         start = new - pre
         ok = (start >= self._f0) & (start + length <= n_f)
         idx = (start[ok] - self._f0)[:, None] + np.arange(length)[None, :]
         beats = normalise_beats(self._f[idx], self.prep.eps)
-        return StreamBeats(beats, r_in[ok], rr[ok], self._n_in - r_in[ok])
+        return StreamBeats(beats, r_in[ok], rr[ok], usable[ok], reason[ok], self._n_in - r_in[ok])
 
     def _trim(self) -> None:
         """Drop filtered signal older than the lead-in before the last beat, or before MAX_GAP_S ago when
@@ -131,10 +145,14 @@ class BeatStream:
         cut = (keep_from // self._block) * self._block - self._f0
         if cut > 0:
             self._f, self._f0 = self._f[cut:], self._f0 + cut
+        raw_cut = int(self._f0 * self.fs / self.rate) - self._seg - 1 - self._raw0  # a beat's stretch starts at most
+        if raw_cut > 0:  # one stretch before its R peak, which is no earlier than the filtered signal kept
+            self._raw, self._raw0 = self._raw[raw_cut:], self._raw0 + raw_cut
 
     def _empty(self) -> StreamBeats:
         length = self.prep.length
-        return StreamBeats(np.zeros((0, length), np.float32), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+        return StreamBeats(np.zeros((0, length), np.float32), np.zeros(0, np.int64), np.zeros(0),
+                           np.zeros(0, bool), np.zeros(0, "<U7"), np.zeros(0, np.int64))
 
     # ------------------------------------------------------------------ public
     def push(self, samples: object) -> StreamBeats:
@@ -142,6 +160,7 @@ class BeatStream:
         if self._closed:
             raise InputError("stream: expected more samples before flush(), received a push after flush()")
         x = _as_block(samples)
+        self._raw = np.concatenate((self._raw, x))
         out = self._resample(x, final=False)
         self._n_in += x.size
         self._filter(out, final=False)

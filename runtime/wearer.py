@@ -44,11 +44,14 @@ class Beats:
     """Per-beat results of :meth:`Model.analyze`, one entry per beat found."""
 
     r_peak: np.ndarray  # int64 [N]: R-peak sample index in the input signal
-    rr: np.ndarray  # float64 [N]: seconds since the previous beat found; NaN for the first
-    z: np.ndarray  # float32 [N, latent]: the encoder's latent (AE: z; VAE: mu)
-    score: np.ndarray  # float64 [N]
-    flag: np.ndarray  # bool [N]: score > threshold
+    rr: np.ndarray  # float64 [N]: seconds since the previous beat found; NaN for the first and next to an
+    # unusable beat
+    z: np.ndarray  # float32 [N, latent]: the encoder's latent (AE: z; VAE: mu); NaN for unusable beats
+    score: np.ndarray  # float64 [N]; NaN for unusable beats, which are not scored
+    flag: np.ndarray  # bool [N]: score > threshold (never for an unusable beat)
     threshold: float
+    usable: np.ndarray  # bool [N]: the quality gate's verdict on the signal around the beat
+    reason: np.ndarray  # str [N]: "ok", or why the beat is not usable (noise, flat, clipped, mains)
 
     def __len__(self) -> int:
         return len(self.r_peak)
@@ -205,45 +208,73 @@ def combine(feats: dict[str, np.ndarray], score: str, center: dict, scale: dict)
 
 
 def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_history: object = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                usable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(scores [N], latents [N, latent]) of a batch of one wearer's beats. ``rr``: seconds to the previous
     beat, one per beat (NaN when unknown; None for pre-cut beats); ``rr_history``: the RR intervals before
-    the batch (a stream's earlier beats), so that each beat's prematurity uses only past beats."""
+    the batch (a stream's earlier beats), so that each beat's prematurity uses only past beats. Beats not
+    ``usable`` are not scored: NaN score and latent."""
     x = validate.as_beats(beats, model.input_length)
     rr_arr = _as_rr(rr, len(x))
     history = None if rr_history is None else validate.as_numeric(rr_history, "rr_history").astype(np.float64)
     prem = None if rr_arr is None else prematurity(rr_arr, history)
-    feats, z = features(model, x, prem, profile)
-    return combine(feats, profile.score, profile.feature_center, profile.feature_scale), z
+    keep = _usable_rows(usable, len(x))
+    scores, z = np.full(len(x), np.nan), np.full((len(x), model.latent_dim), np.nan, np.float32)
+    if keep.size:
+        feats, z[keep] = features(model, x[keep], None if prem is None else prem[keep], profile)
+        scores[keep] = combine(feats, profile.score, profile.feature_center, profile.feature_scale)
+    return scores, z
 
 
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                usable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(scores [N], latents [N, latent], flags [N], threshold) of a batch of beats: the wearer-relative score
     against the profile's threshold, or without a profile the reconstruction MSE against the bundle's.
-    ``Model.analyze`` and the streaming ``Monitor`` both score through this one function."""
+    Unusable beats get NaN and no flag. ``Model.analyze`` and the streaming ``Monitor`` both score through
+    this one function."""
     if profile is None:
         limit = model.decision_threshold()
-        scores, z = model.score_and_encode(beats)
+        x = validate.as_beats(beats, model.input_length)
+        keep = _usable_rows(usable, len(x))
+        scores, z = np.full(len(x), np.nan), np.full((len(x), model.latent_dim), np.nan, np.float32)
+        if keep.size:
+            scores[keep], z[keep] = model.score_and_encode(x[keep])
+    else:
+        limit = profile.threshold
+        scores, z = score_beats(model, beats, rr, profile, rr_history, usable)
+    with np.errstate(invalid="ignore"):
         return scores, z, scores > limit, limit
-    scores, z = score_beats(model, beats, rr, profile, rr_history)
-    return scores, z, scores > profile.threshold, profile.threshold
+
+
+def calibrate_cut(model, cut, score: str = DEFAULT_SCORE, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+                  ) -> WearerProfile:
+    """A wearer's profile from the beats a raw baseline gave (``preprocess.CutBeats``): its usable beats only,
+    so noise or a loose electrode during enrolment does not become the wearer's normal."""
+    if not cut.usable.any() or cut.usable.sum() < MIN_BEATS:
+        bad = cut.reason[~cut.usable]
+        why = ", ".join(f"{int((bad == r).sum())} {r}" for r in np.unique(bad))
+        raise InputError(f"baseline: expected at least {MIN_BEATS} usable beats to calibrate on, received "
+                         f"{int(cut.usable.sum())} of {len(cut.usable)}" + (f" (unusable: {why})" if why else ""))
+    return calibrate_beats(model, cut.beats, cut.rr, score, false_alarm_rate, cut.usable)
 
 
 def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAULT_SCORE,
-                    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> WearerProfile:
+                    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, usable: np.ndarray | None = None,
+                    ) -> WearerProfile:
     """A wearer's profile from consecutive baseline beats [N, L] (unlabelled; may hold abnormal beats) and
-    their RR in seconds (None for pre-cut beats: RR features then never count)."""
+    their RR in seconds (None for pre-cut beats: RR features then never count). Only ``usable`` beats
+    (default all) enter the statistics; the others still place the RR sequence."""
     if score not in SCORES:
         raise InputError(f"score: expected one of {SCORES}, received {score!r}")
     far = validate.finite_real(false_alarm_rate, "false_alarm_rate")
     if not 0 < far < 0.5:
         raise InputError(f"false_alarm_rate: expected a share in (0, 0.5), e.g. 0.01, received {far}")
     x = validate.as_beats(beats, model.input_length)
-    if len(x) < MIN_BEATS:
-        raise InputError(f"baseline: expected at least {MIN_BEATS} beats to calibrate on, received {len(x)}")
     rr_arr = _as_rr(rr, len(x))
     prem = None if rr_arr is None else prematurity(rr_arr)
+    keep = _usable_rows(usable, len(x))
+    x, rr_arr, prem = x[keep], None if rr_arr is None else rr_arr[keep], None if prem is None else prem[keep]
+    if len(x) < MIN_BEATS:
+        raise InputError(f"baseline: expected at least {MIN_BEATS} beats to calibrate on, received {len(x)}")
     flat = x[:, 0, :].astype(np.float64)
     z = model.encode(x).astype(np.float64)
     residual = flat - model.decode(z.astype(np.float32)).astype(np.float64)
@@ -259,6 +290,16 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     threshold = float(np.quantile(inliers, 1 - far))
     return WearerProfile(stats.graphs, score, far, threshold, len(x), len(inliers), stats.own_samples,
                          stats.template, stats.median_residual, center, precision, location, spread)
+
+
+def _usable_rows(usable: np.ndarray | None, n: int) -> np.ndarray:
+    """Indices of the rows to score: all without a quality verdict."""
+    if usable is None:
+        return np.arange(n)
+    mask = np.asarray(usable)
+    if mask.dtype != bool or mask.shape != (n,):
+        raise InputError(f"usable: expected {n} booleans, one per beat, received {mask.dtype} {mask.shape}")
+    return np.flatnonzero(mask)
 
 
 def _core_median(rows: np.ndarray, own: int, steps: int = 5) -> np.ndarray:

@@ -97,7 +97,8 @@ def test_each_recording_scored_and_failures_isolated(mitdb_bundle, archive, tmp_
     # the Parquet rows are the model's own scores of that lead, beat for beat
     model = Model.load(mitdb_bundle)
     table = pq.read_table(tmp_path / "slice0.parquet")
-    assert table.column_names == ["record", "r_peak", "time", "score", "flag", "rr", "latent"]
+    assert table.column_names == ["record", "r_peak", "time", "score", "flag", "usable", "rr", "latent"]
+    assert all(table["usable"].to_pylist())  # a clean slice of record 100
     beats, peaks = model.beats_from_signal(np.load(archive / "slice0.npy"), FS)
     np.testing.assert_array_equal(table["r_peak"].to_numpy(), peaks)
     np.testing.assert_array_equal(table["score"].to_numpy(), model.score(beats))

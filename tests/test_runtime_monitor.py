@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from ecgae.cli import main
 from ecgae.runtime import InputError, Model
 from ecgae.runtime.monitor import Monitor
 
@@ -50,6 +51,19 @@ def assert_like_analyze(events, result) -> None:
     np.testing.assert_array_equal([e.flag for e in events], result.flag)
     np.testing.assert_allclose(np.array([e.rr for e in events]), result.rr, rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.stack([e.z for e in events]), result.z, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal([e.usable for e in events], result.usable)
+    np.testing.assert_array_equal([e.reason for e in events], result.reason)
+
+
+@pytest.fixture(scope="module")
+def damaged(signal) -> np.ndarray:
+    """The recording with noise at 30-36 s, a dropout at 130-133 s and clipping at 160-166 s."""
+    x = signal.copy()
+    x[int(30 * FS) : int(36 * FS)] += np.random.default_rng(0).normal(0.0, 0.5, int(6 * FS))
+    x[int(130 * FS) : int(133 * FS)] = 0.0
+    clip = slice(int(160 * FS), int(166 * FS))
+    x[clip] = np.minimum(x[clip], np.median(x) + 0.3 * (x.max() - np.median(x)))
+    return x
 
 
 def test_events_equal_analyze_without_a_profile(model, signal):
@@ -63,6 +77,30 @@ def test_events_equal_analyze_with_a_profile_at_any_block_size(model, signal):
     want = model.analyze(signal, FS, profile)
     for sizes in (np.full(signal.size, 360), np.random.default_rng(1).integers(1, 100, signal.size), [signal.size]):
         assert_like_analyze(run_monitor(Monitor(model, FS, profile=profile), signal, sizes), want)
+
+
+def test_unusable_beats_are_reported_not_scored_and_the_stream_agrees(model, damaged):
+    want = model.analyze(damaged, FS)
+    bad = ~want.usable
+    assert 5 <= bad.sum() <= 40 and set(want.reason[bad]) <= {"noise", "flat", "clipped"}
+    assert np.isnan(want.score[bad]).all() and not want.flag[bad].any() and np.isnan(want.z[bad]).all()
+    assert np.isfinite(want.score[~bad]).all()
+    after_bad = np.r_[False, bad[:-1]]
+    assert np.isnan(want.rr[bad | after_bad]).all()  # no rhythm across unusable signal
+    for t0, t1 in ((30, 36), (130, 133), (160, 166)):  # every beat inside a damaged stretch is caught
+        inside = (want.r_peak > (t0 + 1.2) * FS) & (want.r_peak < (t1 - 0.9) * FS)
+        assert bad[inside].all()
+    assert_like_analyze(run_monitor(Monitor(model, FS), damaged, np.full(damaged.size, 500)), want)
+
+
+def test_enrolment_leaves_unusable_beats_out(model, damaged):
+    monitor = Monitor(model, FS, calibrate_seconds=120)
+    events = run_monitor(monitor, damaged, np.full(damaged.size, 720))
+    profile = model.calibrate(damaged, FS, seconds=120)
+    cut = model.analyze(damaged, FS)
+    assert profile.n_beats == int((cut.usable & (cut.r_peak < 120 * FS)).sum()) < int((cut.r_peak < 120 * FS).sum())
+    assert monitor.profile.to_dict() == profile.to_dict()
+    assert_like_analyze(events, model.analyze(damaged, FS, profile))
 
 
 def test_enrols_from_the_streams_first_seconds(model, signal):
@@ -117,3 +155,16 @@ def test_cli_reports_a_bad_text_line_and_goes_on(mitdb_bundle, signal):
     assert proc.returncode == 0
     assert '"error"' in proc.stderr.decode() and "not-a-number" in proc.stderr.decode()
     assert len(proc.stdout.decode().splitlines()) > 200
+
+
+def test_cli_score_counts_unusable_beats_and_writes_their_verdict(model, mitdb_bundle, damaged, tmp_path, capsys):
+    np.save(tmp_path / "ecg.npy", damaged)
+    assert main(["score", str(mitdb_bundle), str(tmp_path / "ecg.npy"), "--fs", "360",
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    want = model.analyze(damaged, FS)
+    bad = int((~want.usable).sum())
+    assert f"{bad} in unusable signal, not scored" in capsys.readouterr().out
+    rows = np.loadtxt(tmp_path / "s.csv", delimiter=",")
+    np.testing.assert_array_equal(rows[:, 0], want.r_peak)
+    np.testing.assert_array_equal(rows[:, 3], want.usable)
+    assert np.isnan(rows[rows[:, 3] == 0, 1]).all() and not rows[rows[:, 3] == 0, 2].any()

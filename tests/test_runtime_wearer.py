@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ecgae.cli import main
 from ecgae.runtime import InputError, Model, wearer
-from ecgae.runtime.preprocess import beats_with_rr, normalise_beats
+from ecgae.runtime.preprocess import cut_beats, normalise_beats
 
 ENROL = 120.0  # seconds of baseline, as a wearer enrols
 
@@ -80,11 +80,12 @@ def test_batches_score_like_the_whole_recording(model, profile, signal, data):
     """Each beat's score depends on that beat, past RR intervals and the profile only: a stream sees the same."""
     fs = data["fs"]
     whole = model.analyze(signal, fs, profile)
-    beats, _, rr = beats_with_rr(signal, fs, model.preprocessing)
+    cut = cut_beats(signal, fs, model.preprocessing)
+    beats, rr = cut.beats, cut.rr
     parts = []
     for start in range(0, len(beats), 37):  # batches of 37 beats, each with the RR intervals seen before it
         s, _ = wearer.score_beats(model, beats[start : start + 37], rr[start : start + 37], profile,
-                                  rr_history=rr[:start])
+                                  rr_history=rr[:start], usable=cut.usable[start : start + 37])
         parts.append(s)
     np.testing.assert_allclose(np.concatenate(parts), whole.score, rtol=1e-12, atol=1e-12)
 
@@ -156,8 +157,11 @@ def test_refuses_a_damaged_profile(profile, tmp_path, damage):
 
 
 def test_calibration_refuses_bad_arguments(model, signal, data):
-    with pytest.raises(InputError, match="at least 20 beats"):
+    with pytest.raises(InputError, match="at least 20 usable beats"):
         model.calibrate(signal, data["fs"], seconds=5.0)
+    noise = np.random.default_rng(0).normal(0.0, 1.0, int(120 * data["fs"]))
+    with pytest.raises(InputError, match=r"usable beats .* \(unusable: \d+ noise\)"):
+        model.calibrate(noise, data["fs"])
     with pytest.raises(InputError, match="false_alarm_rate"):
         model.calibrate(signal, data["fs"], false_alarm_rate=0.7)
     with pytest.raises(InputError, match="score"):

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 import pytest
-from ecgae.benchmarks.soak import kill_export, kill_score, rss_growth, threads_vs_sequential
+from ecgae.benchmarks.soak import kill_calibrate, kill_export, kill_score, rss_growth, threads_vs_sequential
 
 
 def test_eight_threads_on_one_model_equal_sequential_results(bundles):
@@ -24,6 +24,11 @@ def test_rss_stays_flat_over_score_calls(bundles):
 def test_kill_9_during_score_out_leaves_the_old_file_or_the_whole_new_one(bundles, tmp_path):
     r = kill_score(bundles["ae"], trials=4, root=tmp_path)
     assert r["trials"] == 4 and r["damaged"] == 0 and r["unchanged"] + r["replaced"] == 4
+
+
+def test_kill_9_during_calibrate_out_leaves_the_old_profile_or_the_whole_new_one(mitdb_bundle, tmp_path):
+    r = kill_calibrate(mitdb_bundle, trials=3, root=tmp_path)
+    assert r["trials"] == 3 and r["damaged"] == 0 and r["unchanged"] + r["replaced"] == 3
 
 
 def test_kill_9_during_export_force_leaves_a_loadable_bundle(tiny_runs, bundles, tmp_path):

@@ -125,15 +125,15 @@ def run_case(model: Model, case: Case, score: str, far: float, seconds: float) -
         result = model.analyze(case.signal, case.fs, profile)
         test = result.r_peak >= calib * case.fs
         labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
-        scores, flags = result.score[test], result.flag[test]
+        scores, flags, usable = result.score[test], result.flag[test], result.usable[test]
         n_cal, seconds_at = profile.n_beats, result.r_peak[test] / case.fs
     else:
         profile = wearer.calibrate_beats(model, case.beats[case.calibration_rows], None, score, far)
         scores, _ = wearer.score_beats(model, case.beats[case.test_rows], None, profile)
         flags, labels, n_cal = scores > profile.threshold, case.labels[case.test_rows], profile.n_beats
-        seconds_at = None
-    return {"scores": scores, "flags": flags, "labels": labels, "seconds": seconds_at, "n_calibration": n_cal,
-            "n_inliers": profile.n_inliers, "threshold": profile.threshold}
+        seconds_at, usable = None, np.ones(len(scores), dtype=bool)
+    return {"scores": scores, "flags": flags, "labels": labels, "seconds": seconds_at, "usable": usable,
+            "n_calibration": n_cal, "n_inliers": profile.n_inliers, "threshold": profile.threshold}
 
 
 def today(model: Model, case: Case, seconds: float) -> dict:
@@ -144,21 +144,23 @@ def today(model: Model, case: Case, seconds: float) -> dict:
         test = result.r_peak >= calib * case.fs
         labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
         return {"scores": result.score[test], "flags": result.flag[test], "labels": labels,
-                "seconds": result.r_peak[test] / case.fs}
+                "seconds": result.r_peak[test] / case.fs, "usable": result.usable[test]}
     scores = model.score(case.beats[case.test_rows])
     return {"scores": scores, "flags": scores > model.decision_threshold(), "labels": case.labels[case.test_rows],
-            "seconds": None}
+            "seconds": None, "usable": np.ones(len(scores), dtype=bool)}
 
 
 def figures(r: dict, normal: str, quiet_until: float | None = None) -> dict:
-    """AUC normal vs abnormal, specificity and sensitivity at the threshold; flagged share for unlabelled data."""
-    labels, scores, flags = r["labels"], r["scores"], r["flags"]
+    """AUC normal vs abnormal, specificity and sensitivity at the threshold; flagged share for unlabelled data.
+    Beats the quality gate found unusable are counted, not scored, and left out of every share."""
+    usable = r["usable"]
+    labels, scores, flags = r["labels"][usable], r["scores"][usable], r["flags"][usable]
     known = labels != UNLABELLED
     is_normal, is_abnormal = known & (labels == normal), known & (labels != normal)
-    out = {"beats": int(len(labels)), "normal": int(is_normal.sum()), "abnormal": int(is_abnormal.sum()),
-           "flagged_share": float(flags.mean()) if len(flags) else None}
+    out = {"beats": int(len(labels)), "unusable": int((~usable).sum()), "normal": int(is_normal.sum()),
+           "abnormal": int(is_abnormal.sum()), "flagged_share": float(flags.mean()) if len(flags) else None}
     if quiet_until is not None and r["seconds"] is not None:
-        out["flagged_share_quiet"] = float(flags[r["seconds"] < quiet_until].mean())
+        out["flagged_share_quiet"] = float(flags[r["seconds"][usable] < quiet_until].mean())
     if is_normal.any():
         out["specificity"] = float(1 - flags[is_normal].mean())
     if is_abnormal.any():
