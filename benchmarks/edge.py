@@ -233,7 +233,9 @@ def markdown(e: dict) -> list[str]:
               + ", ".join(f"{m['variant']} {m['peak_rss_mb']:.0f} MB" for m in e["memory"]) + "."]
     q = e.get("quantization")
     if q:
-        lines += ["", f"INT8: {q['weights']} weights, {q['activations']} activations, {q['calibration']}; "
+        per_tensor = [f"{w} ({g})" for g, ws in q.get("per_tensor_weights", {}).items() for w in ws]
+        lines += ["", f"INT8 weights: {q['weights']} (per tensor here: {', '.join(per_tensor) or 'none'}); "
+                      f"activations: {q['activations']}; calibration: {q['calibration']}; "
                       f"layers kept FP32: {', '.join(q['fp32_nodes']) or 'none'} (validation MSE change "
                       f"{q['validation']['recon_mse']['change']:+.2%}, budget {q['mse_budget']:.0%})."]
     lines += ["", f"### Kernels onnxruntime ran, batch {e['batch']}, 1 thread (its own profile)", ""]

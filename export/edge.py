@@ -19,7 +19,7 @@ from ..training.datasets import load_beats
 from ..training.train import read_run_json, threshold_beats, threshold_from_scores
 from .ort_format import convert_to_ort
 from .parity import bundle_outputs, bundle_parity, run_graph
-from .quantize import MSE_BUDGET, quantize_pair
+from .quantize import MIN_SCALE_SHARE, MIN_WEIGHTS_PER_CHANNEL, MSE_BUDGET, quantize_pair
 
 INT8_MARGIN = 1.25  # INT8 parity tolerance: this many times the largest export-time |INT8 - torch|
 MAX_CALIBRATION = 2048  # training beats used for calibration (all of them in the bundled sets)
@@ -85,14 +85,20 @@ def add_int8(tmp: Path, run: Path, cfg: dict, fp32: dict[str, bytes], manifest: 
     anomaly["calibrated_on"] = (f"{len(normal)} training-split beats" + (f" labelled {bs.normal_label!r}" if labelled
                                 else " (unlabelled: all of them)") + ", scored by the INT8 graphs")
     log(f"INT8: validation reconstruction MSE {q.val_mse['fp32']:.4g} -> {q.val_mse['int8']:.4g} "
-        f"({q.val_mse['change']:+.2%}); FP32 nodes: {q.fp32_nodes or 'none'}; "
+        f"({q.val_mse['change']:+.2%}); per-tensor weights: "
+        f"{[w for ws in q.per_tensor_weights.values() for w in ws] or 'none'}; FP32 nodes: {q.fp32_nodes or 'none'}; "
         f"threshold {manifest['anomaly']['threshold']:.4g} -> {anomaly['threshold']:.4g}")
     return {"precision": "int8", "format": "onnx",
             "graphs": {name: _entry(path, manifest["graphs"][name]) for name, path in files.items()},
             "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                             "weights": "int8, symmetric, per output channel", "activations": "uint8, per tensor",
+                             "weights": f"int8, symmetric, per output channel; per tensor where a channel has "
+                                        f"fewer than {MIN_WEIGHTS_PER_CHANNEL} weights and the scales are at least "
+                                        f"{MIN_SCALE_SHARE:.0%} of the graph's bytes",
+                             "activations": "uint8, per tensor",
                              "calibration": f"min/max over {len(train_beats)} training-split beats (encoder) and "
                                             "their FP32 latents (decoder)",
+                             "min_weights_per_channel": MIN_WEIGHTS_PER_CHANNEL, "min_scale_share": MIN_SCALE_SHARE,
+                             "per_tensor_weights": q.per_tensor_weights,
                              "fp32_nodes": q.fp32_nodes, "mse_budget": MSE_BUDGET,
                              "validation": {"beats": len(val_beats), "recon_mse": q.val_mse}, "trials": q.trials},
             "anomaly": anomaly,

@@ -46,12 +46,20 @@ def bundles(tmp_path_factory, request) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def mitdb_bundle(tmp_path_factory) -> Path:
-    """A raw-signal bundle: a 2-epoch AE on record 100's N beats (360 Hz, L = 450), or the prebuilt one."""
+def mitdb_run(tmp_path_factory) -> Path:
+    """A 2-epoch AE on record 100's N beats (360 Hz, L = 450): the chapter's input length."""
+    _need_torch()
+    from ecgae.export.fixtures import train_tiny_mitdb
+
+    return train_tiny_mitdb(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def mitdb_bundle(tmp_path_factory, request) -> Path:
+    """A raw-signal bundle: the mitdb run exported, or the prebuilt one."""
     prebuilt = os.environ.get("ECGAE_TEST_BUNDLES")
     if prebuilt:
         return Path(prebuilt) / "mitdb"
-    _need_torch()
-    from ecgae.export.fixtures import tiny_mitdb
+    from ecgae.export.fixtures import export_tiny_mitdb
 
-    return tiny_mitdb(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("bundles"))
+    return export_tiny_mitdb(request.getfixturevalue("mitdb_run"), tmp_path_factory.mktemp("bundles"))

@@ -12,6 +12,7 @@ onnx = pytest.importorskip("onnx", reason="needs the [train] extra")
 
 from ecgae.cli import main  # noqa: E402
 from ecgae.export import quantize  # noqa: E402
+from ecgae.export.bundle import export_run  # noqa: E402
 from ecgae.export.parity import run_graph  # noqa: E402
 
 
@@ -48,6 +49,49 @@ def test_a_layer_stays_fp32_only_when_the_measurement_says_so(bundles, monkeypat
     assert changes == sorted(changes, reverse=True) and len(set(changes)) == len(changes)  # each step helped
     flags = {**_weights_quantized(q.graphs["encoder"]), **_weights_quantized(q.graphs["decoder"])}
     assert {n for n, quantized in flags.items() if not quantized} == set(q.fp32_nodes)
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_only_narrow_weights_with_heavy_scales_are_per_tensor(bundles, kind):
+    """The decoder's 16 x (16 L/2) product (16 weights per channel, scales a large share of the file) is per
+    tensor; the first conv (5 weights per channel, scales a small share) and every other weight stay per
+    channel: one scale per output channel, read from the produced graphs."""
+    q = json.loads((bundles[kind] / "manifest.json").read_text())["variants"]["int8"]["quantization"]
+    stored = {name: quantize.weight_storage((bundles[kind] / f"{name}.int8.onnx").read_bytes())
+              for name in ("encoder", "decoder")}
+    largest = max(stored["decoder"], key=lambda w: stored["decoder"][w].weights)
+    assert q["per_tensor_weights"] == {"encoder": [], "decoder": [largest]}
+    assert stored["decoder"][largest].scales == 1 and stored["encoder"]["model.encoder.0.weight"].scales == 16
+    for name, weights in stored.items():
+        assert {w for w, s in weights.items() if s.scales == 1} == set(q["per_tensor_weights"][name])
+
+
+def test_the_rule_needs_both_a_narrow_channel_and_a_heavy_scale_share(bundles, monkeypatch):
+    """On per-channel graphs: the first conv is narrow but its scales are light, so it stays per channel
+    until the share condition is dropped; wide convs never qualify."""
+    b = bundles["ae"]
+    x = np.load(b / "reference.npz")["x"]
+    z = run_graph(b / "encoder.onnx", {"x": x})["z"]
+    per_channel = {"encoder": quantize.quantize_graph((b / "encoder.onnx").read_bytes(), "x", x, [], {}),
+                   "decoder": quantize.quantize_graph((b / "decoder.onnx").read_bytes(), "z", z, [], {})}
+    q = json.loads((b / "manifest.json").read_text())["variants"]["int8"]["quantization"]
+    assert {name: quantize.per_tensor_weights(g) for name, g in per_channel.items()} == q["per_tensor_weights"]
+    monkeypatch.setattr(quantize, "MIN_SCALE_SHARE", 0.0)
+    assert quantize.per_tensor_weights(per_channel["encoder"]) == ["model.bottleneck.weight", "model.encoder.1.weight"]
+    saved = len(per_channel["decoder"]) - len((b / "decoder.int8.onnx").read_bytes())
+    heavy = quantize.weight_storage(per_channel["decoder"])[q["per_tensor_weights"]["decoder"][0]]
+    assert saved >= 0.9 * heavy.scale_bytes >= 0.9 * quantize.MIN_SCALE_SHARE * len(per_channel["decoder"])
+
+
+def test_int8_bytes_target_at_the_chapter_input_length(mitdb_run, tmp_path):
+    """L = 450: INT8 graphs <= 0.35x the FP32 bytes (0.39x with per-channel scales on every weight)."""
+    m = export_run(mitdb_run, tmp_path / "b", int8=True, log=lambda *_: None)
+    v = m["variants"]["int8"]
+    ratio = sum(v["graphs"][g]["bytes"] for g in ("encoder", "decoder")) / sum(
+        m["graphs"][g]["bytes"] for g in ("encoder", "decoder"))
+    assert ratio <= 0.35, ratio
+    assert v["quantization"]["validation"]["recon_mse"]["change"] <= v["quantization"]["mse_budget"]
+    assert v["quantization"]["per_tensor_weights"]["encoder"] == []
 
 
 def test_export_cli_ort_alone(tiny_runs, tmp_path, capsys):

@@ -65,6 +65,8 @@ def test_manifest_says_which_graph_is_which(bundles, kind):
             data = (b / entry["file"]).read_bytes()
             assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
             assert entry["file"] == f"{name}{'.int8' if section['precision'] == 'int8' else ''}.{section['format']}"
+    per_tensor = m["variants"]["int8"]["quantization"]["per_tensor_weights"]  # the decoder's wide product only
+    assert per_tensor["encoder"] == [] and len(per_tensor["decoder"]) == 1, per_tensor
     build = m["ort_build"]
     config = (b / build["file"]).read_text()
     assert build["sha256"] == hashlib.sha256(config.encode()).hexdigest()
