@@ -16,7 +16,7 @@ import pytest
 from ecgae.cli import main
 from ecgae.runtime import InputError, Model, Preprocessing
 from ecgae.runtime.bundle import SEAL
-from ecgae.runtime.codec import MAGIC, compress, decompress, filtered_windows, read, rebuild
+from ecgae.runtime.codec import FADE_PER_WINDOW, MAGIC, compress, decompress, filtered_windows, read, rebuild
 from ecgae.runtime.preprocess import normalise_beats
 from ecgae.runtime.restore import affine_fit, denoise, fill_gaps, interpolate_gaps
 from ecgae.runtime.seal import seal
@@ -62,6 +62,42 @@ def test_rebuild_joins_true_windows_into_the_signal_and_bridges_pauses():
     gap = np.flatnonzero(~covered[peaks[0] - pre : peaks[-1] - pre + length]) + peaks[0] - pre
     line = np.interp(gap, [gap[0] - 1, gap[-1] + 1], signal[[gap[0] - 1, gap[-1] + 1]])
     assert np.allclose(out[gap], line) and not out[: peaks[0] - pre].any()
+
+
+def test_rebuild_takes_each_sample_from_the_beat_that_owns_it():
+    """Beat i's window holds the value i, except past the next R peak (the next beat's part), where it holds
+    a huge value: every sample farther than the cross-fade from a midpoint between R peaks is exactly its
+    owner's value, and no neighbour's part leaks in."""
+    peaks = np.array([200, 480, 700, 1010, 1300])  # R-R of 280, 220, 310 (midpoint outside the overlap), 290
+    pre, length = 150, 450
+    rel = np.arange(length) - pre
+    nxt = np.append(np.diff(peaks), 10**6)
+    windows = np.where(rel[None, :] >= nxt[:, None], 1e9, np.arange(len(peaks), dtype=float)[:, None])
+    out = rebuild(windows, peaks, pre, 2000)
+    starts = peaks - pre
+    bounds = np.clip((peaks[:-1] + peaks[1:]) // 2, starts[1:], starts[:-1] + length)
+    t = np.arange(starts[0], starts[-1] + length)
+    owner = np.searchsorted(bounds, t, side="right")
+    far = np.abs(t[:, None] - bounds[None, :]).min(axis=1) > length // FADE_PER_WINDOW // 2
+    assert np.array_equal(out[t[far]], owner[far].astype(float))
+    assert out.max() <= len(peaks) - 1 and (np.diff(out[t]) >= 0).all()  # fades only rise to the next beat
+
+
+def test_decompress_beats_averaging_whole_windows(mitdb_bundle, record):
+    """On record 100 with a record-100 model the own-part rebuild loses less than averaging every window over
+    its whole length, whose ends hold the neighbouring beats that the model reconstructs worst."""
+    model = Model.load(mitdb_bundle)
+    pre, length = model.preprocessing.pre, model.preprocessing.length
+    x, peaks, _ = filtered_windows(model, *record)
+    data = compress(model, *record, 12)
+    c = read(data)
+    lo, hi = np.asarray(c.header["lo"]), np.asarray(c.header["hi"])
+    beats = model.decode((lo + c.codes / 4095 * (hi - lo)).astype(np.float32)) * c.scale[:, None] + c.mean[:, None]
+    idx = (peaks - pre)[:, None] + np.arange(length)
+    average = np.bincount(idx.ravel(), beats.ravel(), x.size) / np.maximum(np.bincount(idx.ravel(), None, x.size), 1)
+    span = slice(peaks[0] - pre, peaks[-1] - pre + length)
+    own = decompress(model, data)[0][span] - x[span]
+    assert np.sqrt((own**2).mean()) < 0.95 * np.sqrt(((average[span] - x[span]) ** 2).mean())
 
 
 @pytest.mark.parametrize("bits", [3, 8, 16])
