@@ -1,6 +1,7 @@
-"""ECG compression with a bundle: a recording stored as per-beat latents, R peaks, and beat mean and scale.
+"""ECG compression with a bundle: a recording stored as per-beat latents, R peaks, and beat offset and gain.
 
-Per-beat z-scoring discards each window's offset and amplitude, so they are stored beside the latent.
+Per-beat z-scoring discards each window's offset and amplitude, so an offset and a gain per beat (the
+least-squares fit of the decoded beat to the part of the signal it rebuilds) are stored beside the latent.
 File layout (``.ecgz``, version 1), read without pickles:
 
     8 bytes   magic b"ECGAEZ\\x00\\x01" (format name, version)
@@ -9,7 +10,7 @@ File layout (``.ecgz``, version 1), read without pickles:
               window placement, bits per latent value, per-dimension quantiser ranges, beat count,
               first R peak, bits per R-R interval
     rest      zlib-compressed payload: R-R intervals (unsigned, ``rr_bits`` each, big-endian bit packed),
-              latents (``bits`` each, uniform over each dimension's [lo, hi]), then beat mean and scale
+              latents (``bits`` each, uniform over each dimension's [lo, hi]), then beat offsets and gains
               as float16
 
 The signal is rebuilt at the model's sample rate, band-passed as the model sees it: each beat's decoded
@@ -30,7 +31,8 @@ import numpy as np
 
 from .errors import InputError
 from .model import Model
-from .preprocess import fir_filter, resample, window_beats
+from .preprocess import fir_filter, normalise_beats, resample, window_beats
+from .restore import affine_fit, fit_latents
 
 MAGIC = b"ECGAEZ\x00\x01"
 FORMAT = "ecgae-compressed"
@@ -46,8 +48,8 @@ class Compressed:
     header: dict
     peaks: np.ndarray  # int64 [N], R peaks at the model's rate
     codes: np.ndarray  # int64 [N, latent], quantised latents
-    mean: np.ndarray  # float32 [N], each filtered window's mean
-    scale: np.ndarray  # float32 [N], each filtered window's standard deviation
+    mean: np.ndarray  # float32 [N], offset of each decoded beat in the filtered signal
+    scale: np.ndarray  # float32 [N], gain of each decoded beat
 
 
 def _graph_hashes(model: Model) -> dict[str, str]:
@@ -85,19 +87,32 @@ def filtered_windows(model: Model, signal: np.ndarray, fs: float) -> tuple[np.nd
     return x, peaks[keep], windows
 
 
-def compress(model: Model, signal: object, fs: float, bits: int = 8) -> bytes:
-    """A raw single-lead recording at ``fs`` Hz -> the bytes of an .ecgz file bound to ``model``'s graphs."""
+def _dequantise(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+    return (lo + codes / ((1 << bits) - 1) * (hi - lo)).astype(np.float32)
+
+
+def compress(model: Model, signal: object, fs: float, bits: int = 8, fit: int = 0) -> bytes:
+    """A raw single-lead recording at ``fs`` Hz -> the bytes of an .ecgz file bound to ``model``'s graphs.
+
+    Each beat's latent is the encoder's, refined by ``fit`` Gauss-Newton steps (``restore.fit_latents``) to
+    rebuild the beat's own part best when ``fit`` > 0: the encoder averages over its whole window and
+    cannot aim at the part the rebuild uses. The stored offset and gain are the least-squares fit of the
+    decoded, quantised beat to that part.
+    """
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 1 <= bits <= MAX_BITS:
         raise InputError(f"bits: expected an integer in 1..{MAX_BITS}, received {bits!r}")
+    if isinstance(fit, bool) or not isinstance(fit, int | np.integer) or fit < 0:
+        raise InputError(f"fit: expected a number of Gauss-Newton steps >= 0, received {fit!r}")
     bits = int(bits)
     x, peaks, windows = filtered_windows(model, signal, fs)
     prep = model.preprocessing
-    mean = windows.mean(axis=1)
-    scale = np.maximum(windows.std(axis=1), prep.eps)
-    z = model.encode(((windows - mean[:, None]) / scale[:, None]).astype(np.float32)).astype(np.float64)
+    own = beat_weights(peaks, prep.pre, prep.length) > 0
+    z = model.encode(normalise_beats(windows, prep.eps)).astype(np.float64)
+    if fit:
+        z = fit_latents(model, z, windows, own, int(fit))[0]
     lo, hi = z.min(axis=0), z.max(axis=0)
-    levels = (1 << bits) - 1
-    codes = np.round((z - lo) / np.where(hi > lo, hi - lo, 1.0) * levels).astype(np.int64)
+    codes = np.round((z - lo) / np.where(hi > lo, hi - lo, 1.0) * ((1 << bits) - 1)).astype(np.int64)
+    gain, offset = affine_fit(model.decode(_dequantise(codes, lo, hi, bits)).astype(np.float64), windows, own)
     rr = np.diff(peaks)
     rr_bits = max(1, int(rr.max()).bit_length()) if rr.size else 1
     header = {
@@ -107,7 +122,7 @@ def compress(model: Model, signal: object, fs: float, bits: int = 8) -> bytes:
         "beats": int(len(peaks)), "first_peak": int(peaks[0]), "rr_bits": rr_bits,
     }
     payload = (_pack(rr, rr_bits) + _pack(codes.ravel(), bits)
-               + mean.astype("<f2").tobytes() + scale.astype("<f2").tobytes())
+               + offset.astype("<f2").tobytes() + gain.astype("<f2").tobytes())
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + struct.pack("<I", len(head)) + head + zlib.compress(payload, 9)
 
@@ -202,9 +217,7 @@ def decompress(model: Model, data: bytes) -> tuple[np.ndarray, float]:
         raise InputError(f"compressed file: expected one written with this bundle's graphs "
                          f"{_graph_hashes(model)}, received {h.get('graphs_sha256')}; decompress with the "
                          "bundle that compressed it")
-    levels = (1 << int(h["bits"])) - 1
-    lo, hi = np.asarray(h["lo"], np.float64), np.asarray(h["hi"], np.float64)
-    z = (lo + c.codes / levels * (hi - lo)).astype(np.float32)
+    z = _dequantise(c.codes, np.asarray(h["lo"], np.float64), np.asarray(h["hi"], np.float64), int(h["bits"]))
     beats = model.decode(z).astype(np.float64) * c.scale[:, None] + c.mean[:, None]
     signal = rebuild(beats, c.peaks, int(h["pre"]), int(h["signal_length"]))
     return signal.astype(np.float32), float(h["sample_rate"])
