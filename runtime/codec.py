@@ -1,6 +1,7 @@
-"""ECG compression with a bundle: a recording stored as per-beat latents, R peaks, and beat mean and scale.
+"""ECG compression with a bundle: a recording stored as per-beat latents, R peaks, and beat offset and gain.
 
-Per-beat z-scoring discards each window's offset and amplitude, so they are stored beside the latent.
+Per-beat z-scoring discards each window's offset and amplitude, so an offset and a gain per beat (the
+least-squares fit of the decoded beat to the part of the signal it rebuilds) are stored beside the latent.
 File layout (``.ecgz``, version 1), read without pickles:
 
     8 bytes   magic b"ECGAEZ\\x00\\x01" (format name, version)
@@ -9,13 +10,14 @@ File layout (``.ecgz``, version 1), read without pickles:
               window placement, bits per latent value, per-dimension quantiser ranges, beat count,
               first R peak, bits per R-R interval
     rest      zlib-compressed payload: R-R intervals (unsigned, ``rr_bits`` each, big-endian bit packed),
-              latents (``bits`` each, uniform over each dimension's [lo, hi]), then beat mean and scale
+              latents (``bits`` each, uniform over each dimension's [lo, hi]), then beat offsets and gains
               as float16
 
 The signal is rebuilt at the model's sample rate, band-passed as the model sees it: each beat's decoded
-window is scaled back and windows are cross-faded where they overlap; samples no window covers (pauses
-longer than a window) are joined by a straight line, and those before the first or after the last
-window are zero.
+window is scaled back and contributes only its own part, from midway between the previous R peak and its
+own to midway between its own and the next, with a short cross-fade (``beat_weights``); samples no window
+covers (pauses longer than a window) are joined by a straight line, and those before the first or after
+the last window are zero.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ import numpy as np
 
 from .errors import InputError
 from .model import Model
-from .preprocess import fir_filter, resample, window_beats
+from .preprocess import fir_filter, normalise_beats, resample, window_beats
+from .restore import affine_fit, fit_latents
 
 MAGIC = b"ECGAEZ\x00\x01"
 FORMAT = "ecgae-compressed"
 FORMAT_VERSION = 1
 MAX_BITS = 16
+FADE_PER_WINDOW = 16  # the cross-fade between two beats: 1/16 of a window, 28 samples (78 ms) at L = 450
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,8 @@ class Compressed:
     header: dict
     peaks: np.ndarray  # int64 [N], R peaks at the model's rate
     codes: np.ndarray  # int64 [N, latent], quantised latents
-    mean: np.ndarray  # float32 [N], each filtered window's mean
-    scale: np.ndarray  # float32 [N], each filtered window's standard deviation
+    mean: np.ndarray  # float32 [N], offset of each decoded beat in the filtered signal
+    scale: np.ndarray  # float32 [N], gain of each decoded beat
 
 
 def _graph_hashes(model: Model) -> dict[str, str]:
@@ -83,19 +87,32 @@ def filtered_windows(model: Model, signal: np.ndarray, fs: float) -> tuple[np.nd
     return x, peaks[keep], windows
 
 
-def compress(model: Model, signal: object, fs: float, bits: int = 8) -> bytes:
-    """A raw single-lead recording at ``fs`` Hz -> the bytes of an .ecgz file bound to ``model``'s graphs."""
+def _dequantise(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+    return (lo + codes / ((1 << bits) - 1) * (hi - lo)).astype(np.float32)
+
+
+def compress(model: Model, signal: object, fs: float, bits: int = 8, fit: int = 0) -> bytes:
+    """A raw single-lead recording at ``fs`` Hz -> the bytes of an .ecgz file bound to ``model``'s graphs.
+
+    Each beat's latent is the encoder's, refined by ``fit`` Gauss-Newton steps (``restore.fit_latents``) to
+    rebuild the beat's own part best when ``fit`` > 0: the encoder averages over its whole window and
+    cannot aim at the part the rebuild uses. The stored offset and gain are the least-squares fit of the
+    decoded, quantised beat to that part.
+    """
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 1 <= bits <= MAX_BITS:
         raise InputError(f"bits: expected an integer in 1..{MAX_BITS}, received {bits!r}")
+    if isinstance(fit, bool) or not isinstance(fit, int | np.integer) or fit < 0:
+        raise InputError(f"fit: expected a number of Gauss-Newton steps >= 0, received {fit!r}")
     bits = int(bits)
     x, peaks, windows = filtered_windows(model, signal, fs)
     prep = model.preprocessing
-    mean = windows.mean(axis=1)
-    scale = np.maximum(windows.std(axis=1), prep.eps)
-    z = model.encode(((windows - mean[:, None]) / scale[:, None]).astype(np.float32)).astype(np.float64)
+    own = beat_weights(peaks, prep.pre, prep.length) > 0
+    z = model.encode(normalise_beats(windows, prep.eps)).astype(np.float64)
+    if fit:
+        z = fit_latents(model, z, windows, own, int(fit))[0]
     lo, hi = z.min(axis=0), z.max(axis=0)
-    levels = (1 << bits) - 1
-    codes = np.round((z - lo) / np.where(hi > lo, hi - lo, 1.0) * levels).astype(np.int64)
+    codes = np.round((z - lo) / np.where(hi > lo, hi - lo, 1.0) * ((1 << bits) - 1)).astype(np.int64)
+    gain, offset = affine_fit(model.decode(_dequantise(codes, lo, hi, bits)).astype(np.float64), windows, own)
     rr = np.diff(peaks)
     rr_bits = max(1, int(rr.max()).bit_length()) if rr.size else 1
     header = {
@@ -105,7 +122,7 @@ def compress(model: Model, signal: object, fs: float, bits: int = 8) -> bytes:
         "beats": int(len(peaks)), "first_peak": int(peaks[0]), "rr_bits": rr_bits,
     }
     payload = (_pack(rr, rr_bits) + _pack(codes.ravel(), bits)
-               + mean.astype("<f2").tobytes() + scale.astype("<f2").tobytes())
+               + offset.astype("<f2").tobytes() + gain.astype("<f2").tobytes())
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + struct.pack("<I", len(head)) + head + zlib.compress(payload, 9)
 
@@ -145,33 +162,49 @@ def read(data: bytes) -> Compressed:
     return Compressed(header, peaks, codes, tail[:beats], tail[beats:])
 
 
+def beat_weights(peaks: np.ndarray, pre: int, length: int) -> np.ndarray:
+    """Each beat's weight [N, L] over its window in the rebuilt signal: its own part only.
+
+    A beat owns the samples from midway between the previous R peak and its own to midway between its
+    own and the next (moved inside the two windows' overlap when the midpoint falls outside it), with a
+    linear cross-fade of up to ``length // FADE_PER_WINDOW`` samples centred there. A window's ends hold
+    the neighbouring beats, where a model that averages over the whole window cannot place them; the
+    weights of overlapping windows sum to one, and where windows do not overlap (a pause) each keeps its
+    whole window.
+    """
+    p = np.asarray(peaks, np.int64)
+    starts, ends = p - pre, p - pre + length
+    t = starts[:, None] + np.arange(length)[None, :]
+    w = np.ones((len(p), length))
+    joined = ends[:-1] > starts[1:]  # consecutive windows overlap
+    mid = np.clip((p[:-1] + p[1:]) // 2, starts[1:], ends[:-1])
+    half = np.minimum.reduce([np.full(mid.shape, length // FADE_PER_WINDOW // 2), mid - starts[1:],
+                              ends[:-1] - mid, mid - p[:-1], p[1:] - mid])  # inside both windows, between the peaks
+    half = np.where(joined, half, 0)
+    fade_in = np.clip((t[1:] - mid[:, None] + half[:, None] + 1) / (2 * half[:, None] + 1), 0, 1)
+    fade_out = np.clip((mid[:, None] + half[:, None] - t[:-1]) / (2 * half[:, None] + 1), 0, 1)
+    w[1:] *= np.where(joined[:, None], fade_in, 1.0)
+    w[:-1] *= np.where(joined[:, None], fade_out, 1.0)
+    return w
+
+
 def rebuild(windows: np.ndarray, peaks: np.ndarray, pre: int, n_samples: int) -> np.ndarray:
     """Join per-beat windows [N, L] starting ``pre`` samples before each peak into one signal.
 
-    Where consecutive windows overlap the earlier one fades out linearly as the later one fades in;
-    uncovered stretches between windows are joined by a straight line; the rest is zero.
+    Each sample comes from the beat that owns it (``beat_weights``); stretches no window covers (pauses)
+    are joined by a straight line from one window's last sample to the next one's first; the rest is zero.
     """
-    n, length = windows.shape
-    out = np.zeros(n_samples, np.float64)
-    starts = peaks - pre
-    for i in range(n):
-        s = starts[i]
-        w = np.ones(length)
-        if i > 0 and (ov := starts[i - 1] + length - s) > 0:  # fade in over the overlap with the previous beat
-            w[: min(ov, length)] = (np.arange(min(ov, length)) + 1) / (ov + 1)
-        if i + 1 < n and (ov := s + length - starts[i + 1]) > 0:  # fade out over the overlap with the next
-            k = min(ov, length)
-            w[length - k :] *= 1 - (np.arange(k) + 1) / (ov + 1)
-        lo, hi = max(s, 0), min(s + length, n_samples)
-        if hi > lo:
-            out[lo:hi] += (w * windows[i])[lo - s : hi - s]
-        if i + 1 < n and (gap := starts[i + 1] - (s + length)) > 0:  # a pause: no window covers it
-            a, b = s + length - 1, starts[i + 1]
-            t = np.arange(1, gap + 1) / (gap + 1)
-            seg = windows[i, -1] + t * (windows[i + 1, 0] - windows[i, -1])
-            lo, hi = max(a + 1, 0), min(b, n_samples)
-            if hi > lo:
-                out[lo:hi] = seg[lo - a - 1 : hi - a - 1]
+    length = windows.shape[1]
+    p = np.asarray(peaks, np.int64)
+    idx = (p - pre)[:, None] + np.arange(length)[None, :]
+    inside = (idx >= 0) & (idx < n_samples)
+    out = np.bincount(idx[inside], (windows * beat_weights(p, pre, length))[inside], minlength=n_samples)
+    for i in np.flatnonzero(p[1:] - p[:-1] > length):  # a pause after beat i
+        a, b = p[i] - pre + length - 1, p[i + 1] - pre  # last sample of window i, first of window i + 1
+        t = np.arange(a + 1, b)
+        seg = windows[i, -1] + (t - a) / (b - a) * (windows[i + 1, 0] - windows[i, -1])
+        keep = (t >= 0) & (t < n_samples)
+        out[t[keep]] = seg[keep]
     return out
 
 
@@ -184,9 +217,7 @@ def decompress(model: Model, data: bytes) -> tuple[np.ndarray, float]:
         raise InputError(f"compressed file: expected one written with this bundle's graphs "
                          f"{_graph_hashes(model)}, received {h.get('graphs_sha256')}; decompress with the "
                          "bundle that compressed it")
-    levels = (1 << int(h["bits"])) - 1
-    lo, hi = np.asarray(h["lo"], np.float64), np.asarray(h["hi"], np.float64)
-    z = (lo + c.codes / levels * (hi - lo)).astype(np.float32)
+    z = _dequantise(c.codes, np.asarray(h["lo"], np.float64), np.asarray(h["hi"], np.float64), int(h["bits"]))
     beats = model.decode(z).astype(np.float64) * c.scale[:, None] + c.mean[:, None]
     signal = rebuild(beats, c.peaks, int(h["pre"]), int(h["signal_length"]))
     return signal.astype(np.float32), float(h["sample_rate"])

@@ -16,6 +16,7 @@ from .model import Model
 from .preprocess import normalise_beats
 
 STEP = 1e-3  # finite-difference step in latent units (latents are of order 1)
+CHUNK = 256  # beats per Gauss-Newton batch: its probes take CHUNK x latent decoded windows
 
 
 def _check(model: Model, beats: object, observed: object) -> tuple[np.ndarray, np.ndarray]:
@@ -59,15 +60,19 @@ def _fit(model: Model, z: np.ndarray, x: np.ndarray, m: np.ndarray):
     return d, a, b, (r * r).sum(axis=1)
 
 
-def fill_gaps(model: Model, beats: object, observed: object, iterations: int = 10) -> np.ndarray:
-    """Beats [N, L] with the samples where ``observed`` is False completed by masked reconstruction.
+def fit_latents(model: Model, z: np.ndarray, x: np.ndarray, m: np.ndarray,
+                iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Refine latents z [N, k] so that a * decode(z) + b best fits x [N, L] where m is True: damped
+    Gauss-Newton steps from z, each kept only where it lowers the masked error. Returns (z, decoded beats,
+    a, b). Beats go through in chunks of ``CHUNK``, which bounds the memory the Jacobian probes take."""
+    parts = [_fit_chunk(model, z[i : i + CHUNK], x[i : i + CHUNK], m[i : i + CHUNK], iterations)
+             for i in range(0, len(x), CHUNK)]
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
-    Observed samples are returned unchanged; the beats may be in any offset and scale (each beat's gain
-    and offset are fitted), and the values at hidden samples are ignored.
-    """
-    x, m = _check(model, beats, observed)
+
+def _fit_chunk(model: Model, z: np.ndarray, x: np.ndarray, m: np.ndarray, iterations: int):
     n, k = len(x), model.latent_dim
-    z = model.encode(normalise_beats(interpolate_gaps(x, m))).astype(np.float64)
+    z = np.asarray(z, np.float64)
     d, a, b, cost = _fit(model, z, x, m)
     damping = np.full(n, 1e-2)
     eye = np.eye(k)
@@ -85,6 +90,18 @@ def fill_gaps(model: Model, beats: object, observed: object, iterations: int = 1
         d = np.where(better[:, None], d_new, d)
         a, b, cost = np.where(better, a_new, a), np.where(better, b_new, b), np.where(better, cost_new, cost)
         damping = np.where(better, damping / 3, damping * 4)
+    return z, d, a, b
+
+
+def fill_gaps(model: Model, beats: object, observed: object, iterations: int = 10) -> np.ndarray:
+    """Beats [N, L] with the samples where ``observed`` is False completed by masked reconstruction.
+
+    Observed samples are returned unchanged; the beats may be in any offset and scale (each beat's gain
+    and offset are fitted), and the values at hidden samples are ignored.
+    """
+    x, m = _check(model, beats, observed)
+    z = model.encode(normalise_beats(interpolate_gaps(x, m)))
+    _, d, a, b = fit_latents(model, z, x, m, iterations)
     return np.where(m, x, a[:, None] * d + b[:, None])
 
 
