@@ -29,13 +29,18 @@ SEGMENT_S = 2.0  # seconds per segment: two or more beats at any resting rate
 FLAT_RATIO = 0.05  # activity below this fraction of the median of recent stretches' activity: lead off
 FLAT_HISTORY = 30  # stretches (this one and those before it) whose median activity is the reference
 HOLD_S = 0.1  # one value held this long: a dropout (no ECG holds a sample value for 100 ms)
-PLATEAU_S = 0.015  # at the segment's extreme this long: clipped (an R peak's top lasts a few ms)
+PLATEAU_S = 0.015  # at the segment's extreme this long, entered or left abruptly: clipped (an R peak's top
+# lasts a few ms)
+ABRUPT = 0.01  # share of the span between a plateau and the sample next to it that makes its edge abrupt: a
+# smooth broad wave (a T wave) leaves its top by about the tolerance, a clipped QRS by far more
+LONG_PLATEAU_S = 0.1  # at the extreme this long: clipped however slowly the trace got there
 MAINS_HZ = (50.0, 60.0)
 MAINS_FRACTION = 0.3  # share of segment power within 1 Hz of the mains frequency
 NOISE_BAND_HZ = 40.0  # ECG power lies below this
 NOISE_FRACTION = 0.35  # share of segment power above NOISE_BAND_HZ (mains excluded)
 QRS_BAND_HZ = (5.0, 30.0)
 QRS_KURTOSIS = 4.0  # of the 5-30 Hz band: Gaussian noise 3 (99% of 2 s segments < 4); ECG leads 5 to 20
+BURSTLESS_FRACTION = 0.1  # ... counts as noise with this share of power above NOISE_BAND_HZ (clean ECG: < 2 %)
 REASONS = ("ok", "flat", "clipped", "mains", "noise")
 CHUNK = 128  # stretches judged together
 
@@ -170,7 +175,9 @@ def _mains(spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
 
 
 def _noise(d: np.ndarray, spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
-    """Broadband noise (power above the ECG band) or no QRS-like bursts in the QRS band."""
+    """Broadband noise: power above the ECG band dominates, or the QRS band has none of the sharp bursts a
+    heartbeat makes while some power lies above the ECG band (large wide beats in bigeminy also fill the
+    QRS band, but leave nothing above it). Where the rate leaves no band above 40 Hz, bursts alone decide."""
     spectrum = np.fft.rfft(d, axis=1)
     spectrum[:, (freqs < QRS_BAND_HZ[0]) | (freqs > QRS_BAND_HZ[1])] = 0
     qrs = np.fft.irfft(spectrum, d.shape[1], axis=1)
@@ -182,26 +189,40 @@ def _noise(d: np.ndarray, spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.
     if fs / 2 <= NOISE_BAND_HZ * 1.25:
         return no_bursts
     keep = ~_mains_bins(freqs) & (freqs >= 0.5)
-    high = spec[:, keep & (freqs > NOISE_BAND_HZ)].sum(axis=1)
-    return no_bursts | (high > NOISE_FRACTION * np.maximum(spec[:, keep].sum(axis=1), 1e-300))
+    high = spec[:, keep & (freqs > NOISE_BAND_HZ)].sum(axis=1) / np.maximum(spec[:, keep].sum(axis=1), 1e-300)
+    return (high > NOISE_FRACTION) | (no_bursts & (high > BURSTLESS_FRACTION))
 
 
-def _has_run(mask: np.ndarray, k: int) -> np.ndarray:
-    """Per row: True where ``mask`` holds a run of at least ``k`` consecutive True values."""
-    if k > mask.shape[1]:
+def _has_run(mask: np.ndarray, k: int, edge: np.ndarray | None = None) -> np.ndarray:
+    """Per row: True where ``mask`` holds a run of at least ``k`` consecutive True values; with ``edge``, only
+    a run of k that starts right after or ends right before an ``edge`` sample."""
+    n = mask.shape[1]
+    if k > n:
         return np.zeros(len(mask), dtype=bool)
-    c = np.zeros((len(mask), mask.shape[1] + 1), dtype=np.int32)
+    c = np.zeros((len(mask), n + 1), dtype=np.int32)
     np.cumsum(mask, axis=1, out=c[:, 1:])
-    return (c[:, k:] - c[:, :-k]).max(axis=1) >= k
+    full = (c[:, k:] - c[:, :-k]) >= k  # [rows, n - k + 1]: samples j .. j + k - 1 all True
+    if edge is not None:
+        before = np.zeros_like(full)
+        before[:, 1:] = edge[:, : n - k]  # sample j - 1
+        after = np.zeros_like(full)
+        after[:, :-1] = edge[:, k:]  # sample j + k
+        full &= before | after
+    return full.any(axis=1)
 
 
 def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
+    """The trace stays at its extreme (within 0.1 % of its span) for PLATEAU_S with an abrupt edge, as at a
+    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither."""
     span = np.ptp(w, axis=1, keepdims=True)
-    tol = 1e-3 * span
+    tol, steep = 1e-3 * span, ABRUPT * span
     plateau = max(3, int(round(PLATEAU_S * fs)))
-    top = _has_run(w >= w.max(axis=1, keepdims=True) - tol, plateau)
-    bottom = _has_run(w <= w.min(axis=1, keepdims=True) + tol, plateau)
-    return (top | bottom) & (span[:, 0] > 0)
+    long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
+    out = np.zeros(len(w), dtype=bool)
+    for dist in (w.max(axis=1, keepdims=True) - w, w - w.min(axis=1, keepdims=True)):
+        at = dist <= tol
+        out |= _has_run(at, long) | _has_run(at, plateau, edge=dist > steep)
+    return out & (span[:, 0] > 0)
 
 
 def _held(w: np.ndarray, fs: float) -> np.ndarray:

@@ -35,6 +35,12 @@ def test_untouched_parts_of_a_damaged_record_stay_usable(figures):
     assert untouched["segments_usable"] >= 0.99 and untouched["beats_usable"] >= 0.995
 
 
+def test_ventricular_beats_are_not_taken_for_bad_signal(figures):
+    """Wide, large, inverted or biphasic beats in bigeminy: broad T tops are no clipping, wide QRS no noise."""
+    v = figures["ventricular"]
+    assert v["settings"] == 36 and v["beats_usable_min"] >= 0.995
+
+
 def test_no_beat_is_found_usable_in_pure_noise(figures):
     noise = figures["white_noise_60s"]
     assert noise["beats_cut_by_detector"] > 0 and noise["beats_usable"] == 0
