@@ -104,7 +104,7 @@ def ventricular_usable(signal: np.ndarray, fs: float, peaks: np.ndarray, minutes
     """Usable share of the beats of record 100's first ``minutes`` with synthetic ventricular beats (every
     5th or bigeminy; upright, inverted or biphasic; QRS sd 25 or 40 ms; 0.7 to 3 times R): a gate must not
     take an arrhythmia for bad signal."""
-    from .detection import with_ventricular_beats
+    from ..training.synthetic import with_ventricular_beats
 
     n = int(minutes * 60 * fs)
     ann = peaks[peaks < n - int(fs)]

@@ -256,7 +256,8 @@ class Model:
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
         cut = self._cut(signal, validate.sample_rate(fs))
-        scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable)
+        scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable,
+                                                     next_gap=cut.next_gap)
         return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason)
 
     def _cut(self, signal: object, fs: float) -> CutBeats:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import validate, wearer
 from .errors import InputError
+from .preprocess import CUT_FIELDS
 from .stream import BeatStream, StreamBeats
 
 
@@ -85,7 +86,7 @@ class Monitor:
         if got.r_peak.size == 0:
             return []
         scores, z, flags, _ = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history,
-                                                 got.usable)
+                                                 got.usable, got.next_gap)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
         return [BeatEvent(int(r), float(s), bool(f), z[i], float(rr), float(lag[i]), bool(u), str(why))
@@ -94,5 +95,4 @@ class Monitor:
 
 
 def _concat(parts: list[StreamBeats]) -> StreamBeats:
-    fields = ("beats", "r_peak", "rr", "usable", "reason", "latency")
-    return StreamBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in fields))
+    return StreamBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in (*CUT_FIELDS, "latency")))

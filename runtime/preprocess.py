@@ -211,9 +211,20 @@ class CutBeats:
     # beat or the previous one is unusable (an interval to a "beat" in noise is no heart rhythm)
     usable: np.ndarray  # bool [N]: the signal around the beat can carry a heartbeat (ecgae.runtime.quality)
     reason: np.ndarray  # str [N]: "ok", or why the beat is not usable
+    next_gap: np.ndarray  # int64 [N]: model-rate samples from the R peak to the next beat found, at most to the
+    # window's end (length - pre): where a premature next beat enters the window
 
     def take(self, which: np.ndarray | slice) -> CutBeats:
-        return CutBeats(*(getattr(self, f)[which] for f in ("beats", "r_peak", "rr", "usable", "reason")))
+        return CutBeats(*(getattr(self, f)[which] for f in CUT_FIELDS))
+
+
+CUT_FIELDS = ("beats", "r_peak", "rr", "usable", "reason", "next_gap")
+
+
+def next_gaps(peaks: np.ndarray, following: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Model-rate samples from each peak to the beat after it (``following``: the next peak of each, inf when
+    none is known), capped at the window's end."""
+    return np.minimum(following - peaks, prep.length - prep.pre).astype(np.int64)
 
 
 def window_end(prep: Preprocessing, fs: float) -> int:
@@ -247,7 +258,8 @@ def cut_beats(signal: np.ndarray, fs: float, prep: Preprocessing) -> CutBeats:
     raw = np.asarray(signal, dtype=np.float64).reshape(-1)
     usable, reason = beat_quality(raw, fs, where, window_end(prep, fs))
     rr = rr_between_usable(where, usable, fs)
-    return CutBeats(normalise_beats(windows, prep.eps), where[keep], rr[keep], usable[keep], reason[keep])
+    gap = next_gaps(peaks, np.r_[peaks[1:], np.inf], prep)
+    return CutBeats(normalise_beats(windows, prep.eps), where[keep], rr[keep], usable[keep], reason[keep], gap[keep])
 
 
 def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,15 @@ import numpy as np
 
 from . import detector, quality
 from .errors import InputError
-from .preprocess import CutBeats, Preprocessing, convolve_valid, normalise_beats, rr_between_usable, window_end
+from .preprocess import (
+    CutBeats,
+    Preprocessing,
+    convolve_valid,
+    next_gaps,
+    normalise_beats,
+    rr_between_usable,
+    window_end,
+)
 
 LEAD_IN_S = 16.0  # >= 8 blocks of levels and 8 RR intervals at 35 beats/min before a beat is decided
 HOP_S = 0.1  # the detector re-runs at most this often: latency + 0.1 s at worst, 1/36 of the work at 1-sample pushes
@@ -114,8 +122,8 @@ class BeatStream:
         limit = n_f if final else n_f - self._settle
         new = peaks[(peaks > self._last_beat) & (peaks < limit)]
         pre, length = self.prep.pre, self.prep.length
-        if not final:  # a beat waits for the end of its window
-            new = new[new - pre + length <= n_f]
+        if not final:  # a beat waits until every beat within its window is settled (a premature next beat
+            new = new[new - pre + length <= limit]  # cuts the part of the window that is the beat's own)
         if new.size == 0:
             return self._empty()
         r_in = np.round(new * (self.fs / self.rate)).astype(np.int64)
@@ -124,6 +132,8 @@ class BeatStream:
             new, r_in = new[ready], r_in[ready]
             if new.size == 0:
                 return self._empty()
+        following = peaks[np.minimum(np.searchsorted(peaks, new, side="right"), peaks.size - 1)]
+        gap = next_gaps(new, np.where(following > new, following, np.inf), self.prep)
         stretch = quality.stretches(self._raw, r_in + self._post_in, self._seg, self._raw0)
         reason, activity = quality.judge(stretch, self.fs, self._activity)
         self._activity = np.r_[self._activity, activity][-(quality.FLAT_HISTORY - 1) :]
@@ -134,7 +144,7 @@ class BeatStream:
         ok = (start >= self._f0) & (start + length <= n_f)
         idx = (start[ok] - self._f0)[:, None] + np.arange(length)[None, :]
         beats = normalise_beats(self._f[idx], self.prep.eps)
-        return StreamBeats(beats, r_in[ok], rr[ok], usable[ok], reason[ok], self._n_in - r_in[ok])
+        return StreamBeats(beats, r_in[ok], rr[ok], usable[ok], reason[ok], gap[ok], self._n_in - r_in[ok])
 
     def _trim(self) -> None:
         """Drop filtered signal older than the lead-in before the last beat, or before MAX_GAP_S ago when
@@ -152,7 +162,7 @@ class BeatStream:
     def _empty(self) -> StreamBeats:
         length = self.prep.length
         return StreamBeats(np.zeros((0, length), np.float32), np.zeros(0, np.int64), np.zeros(0),
-                           np.zeros(0, bool), np.zeros(0, "<U7"), np.zeros(0, np.int64))
+                           np.zeros(0, bool), np.zeros(0, "<U7"), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     # ------------------------------------------------------------------ public
     def push(self, samples: object) -> StreamBeats:

@@ -24,13 +24,14 @@ from .errors import InputError
 from .io import write_json
 
 FORMAT = "ecgae-wearer-profile"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a premature next beat ends the beat's own part (features changed: calibrate again)
 RR_HISTORY = 8  # previous RR intervals whose mean defines a beat's expected interval (prematurity)
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
 INLIER_Z = 3.5  # baseline beats beyond median + INLIER_Z robust SDs of the score are presumed abnormal
 OWN_RR = 0.6  # the beat's own part of a window ends this share of the median RR after its R peak (T wave in,
 # the next beat's P and QRS out)
-CORE_FRACTION = 0.5  # share of baseline beats nearest the median beat that define the wearer's median beat
+NEXT_ONSET_S = 0.15  # a next beat's QRS may begin this long before its R peak (a wide ventricular one, its
+# fiducial on a late lobe)
 MCD_FRACTION = 0.6  # share of baseline latents the trimmed covariance keeps (tolerates up to 40 % outliers)
 # Per-beat features a score may combine; "template" and "rr" use no model at all.
 FEATURES = ("mse", "residual", "latent", "template", "rr")
@@ -169,26 +170,60 @@ def prematurity(rr: np.ndarray, history: np.ndarray | None = None) -> np.ndarray
 
 
 def features(model, beats: np.ndarray, prem: np.ndarray | None, profile: WearerProfile | None,
-             ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+             next_gap: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-beat features in log units ({feature: [N]}) and latents [N, latent] of validated beats [N, 1, L].
 
-    Errors other than "mse" are taken over the beat's own part of the window (``profile.own_samples``), so the next
-    beat's QRS, whose place varies with the rhythm, does not count as morphology. Logs make the skewed
-    squared errors and distances near symmetric, which median and MAD describe. Without a profile only
-    "mse" (whole window) and "rr" (log prematurity) are defined.
+    Errors other than "mse" are taken over the beat's own part of the window: up to ``profile.own_samples``,
+    and before the next beat's QRS when ``next_gap`` (model-rate samples from R to the next beat) says it
+    comes sooner, so the next beat, whose place varies with the rhythm, does not count as this one's
+    morphology. The encoder sees the whole window, so there the wearer's median beat stands in for that
+    next beat (``own_window``); the latents returned are those of the windows as given. Logs make the
+    skewed squared errors and distances near symmetric, which median and MAD describe. Without a profile
+    only "mse" (whole window) and "rr" (log prematurity) are defined.
     """
-    own = slice(None) if profile is None else slice(0, profile.own_samples)
-    x = beats[:, 0, own].astype(np.float64)
-    z = model.encode(beats)
-    full = beats[:, 0, :].astype(np.float64) - model.decode(z).astype(np.float64)
+    seen = beats if profile is None else own_window(model, beats, profile.template, next_gap)
+    z = model.encode(seen)
+    x = seen[:, 0, :].astype(np.float64)
+    full = x - model.decode(z).astype(np.float64)
     out = {"mse": _log(np.square(full).mean(axis=1)),  # today's score: the whole window
            "rr": np.full(len(x), np.nan) if prem is None else np.log(prem)}
     if profile is not None:
-        out["residual"] = _log(np.square(full[:, own] - profile.median_residual[own]).mean(axis=1))
-        out["template"] = _log(np.square(x - profile.template[own]).mean(axis=1))
+        mask = own_mask(model, profile.own_samples, len(x), next_gap)
+        count = mask.sum(axis=1)
+        out["residual"] = _log((np.square(full - profile.median_residual) * mask).sum(axis=1) / count)
+        out["template"] = _log((np.square(x - profile.template) * mask).sum(axis=1) / count)
         d = z.astype(np.float64) - profile.latent_center
         out["latent"] = _log(np.einsum("ni,ij,nj->n", d, profile.latent_precision, d))
+        changed = np.flatnonzero((seen != beats).any(axis=(1, 2)))
+        if changed.size:  # the latent reported is the beat window's own, whatever the profile
+            z = z.copy()
+            z[changed] = model.encode(beats[changed])
     return out, z
+
+
+def own_window(model, beats: np.ndarray, template: np.ndarray, next_gap: np.ndarray | None) -> np.ndarray:
+    """Windows [N, 1, L] in which, from NEXT_ONSET_S before a next beat that lies inside the window on, the
+    wearer's median beat replaces the signal: the encoder averages over the whole window, so an early
+    ventricular beat there would change how it codes this beat."""
+    prep = model.preprocessing
+    if next_gap is None or prep.pre is None or prep.sample_rate is None:
+        return beats
+    gap = np.asarray(next_gap, dtype=np.int64)
+    start = np.where(gap < prep.length - prep.pre, prep.pre + gap - int(round(NEXT_ONSET_S * prep.sample_rate)),
+                     model.input_length)
+    after = np.arange(model.input_length)[None, :] >= start[:, None]
+    return np.where(after[:, None, :], template.astype(np.float32)[None, None, :], beats)
+
+
+def own_mask(model, own_samples: int, n: int, next_gap: np.ndarray | None) -> np.ndarray:
+    """[n, L] True on each beat's own part of its window: the first ``own_samples``, cut NEXT_ONSET_S before a
+    next beat that comes sooner (never shorter than the window's part before R plus one sample)."""
+    end = np.full(n, own_samples)
+    prep = model.preprocessing
+    if next_gap is not None and prep.pre is not None and prep.sample_rate is not None:
+        onset = int(round(NEXT_ONSET_S * prep.sample_rate))
+        end = np.clip(prep.pre + np.asarray(next_gap, dtype=np.int64) - onset, prep.pre + 1, own_samples)
+    return np.arange(model.input_length)[None, :] < end[:, None]
 
 
 def _log(v: np.ndarray) -> np.ndarray:
@@ -208,11 +243,12 @@ def combine(feats: dict[str, np.ndarray], score: str, center: dict, scale: dict)
 
 
 def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_history: object = None,
-                usable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                usable: np.ndarray | None = None, next_gap: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(scores [N], latents [N, latent]) of a batch of one wearer's beats. ``rr``: seconds to the previous
     beat, one per beat (NaN when unknown; None for pre-cut beats); ``rr_history``: the RR intervals before
     the batch (a stream's earlier beats), so that each beat's prematurity uses only past beats. Beats not
-    ``usable`` are not scored: NaN score and latent."""
+    ``usable`` are not scored: NaN score and latent. ``next_gap``: see ``features``."""
     x = validate.as_beats(beats, model.input_length)
     rr_arr = _as_rr(rr, len(x))
     history = None if rr_history is None else validate.as_numeric(rr_history, "rr_history").astype(np.float64)
@@ -220,13 +256,15 @@ def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_his
     keep = _usable_rows(usable, len(x))
     scores, z = np.full(len(x), np.nan), np.full((len(x), model.latent_dim), np.nan, np.float32)
     if keep.size:
-        feats, z[keep] = features(model, x[keep], None if prem is None else prem[keep], profile)
+        feats, z[keep] = features(model, x[keep], None if prem is None else prem[keep], profile,
+                                  None if next_gap is None else np.asarray(next_gap)[keep])
         scores[keep] = combine(feats, profile.score, profile.feature_center, profile.feature_scale)
     return scores, z
 
 
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
-                usable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                usable: np.ndarray | None = None, next_gap: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(scores [N], latents [N, latent], flags [N], threshold) of a batch of beats: the wearer-relative score
     against the profile's threshold, or without a profile the reconstruction MSE against the bundle's.
     Unusable beats get NaN and no flag. ``Model.analyze`` and the streaming ``Monitor`` both score through
@@ -240,7 +278,7 @@ def score_batch(model, beats: object, rr: object, profile: WearerProfile | None,
             scores[keep], z[keep] = model.score_and_encode(x[keep])
     else:
         limit = profile.threshold
-        scores, z = score_beats(model, beats, rr, profile, rr_history, usable)
+        scores, z = score_beats(model, beats, rr, profile, rr_history, usable, next_gap)
     with np.errstate(invalid="ignore"):
         return scores, z, scores > limit, limit
 
@@ -254,12 +292,12 @@ def calibrate_cut(model, cut, score: str = DEFAULT_SCORE, false_alarm_rate: floa
         why = ", ".join(f"{int((bad == r).sum())} {r}" for r in np.unique(bad))
         raise InputError(f"baseline: expected at least {MIN_BEATS} usable beats to calibrate on, received "
                          f"{int(cut.usable.sum())} of {len(cut.usable)}" + (f" (unusable: {why})" if why else ""))
-    return calibrate_beats(model, cut.beats, cut.rr, score, false_alarm_rate, cut.usable)
+    return calibrate_beats(model, cut.beats, cut.rr, score, false_alarm_rate, cut.usable, cut.next_gap)
 
 
 def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAULT_SCORE,
                     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, usable: np.ndarray | None = None,
-                    ) -> WearerProfile:
+                    next_gap: np.ndarray | None = None) -> WearerProfile:
     """A wearer's profile from consecutive baseline beats [N, L] (unlabelled; may hold abnormal beats) and
     their RR in seconds (None for pre-cut beats: RR features then never count). Only ``usable`` beats
     (default all) enter the statistics; the others still place the RR sequence."""
@@ -273,23 +311,33 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     prem = None if rr_arr is None else prematurity(rr_arr)
     keep = _usable_rows(usable, len(x))
     x, rr_arr, prem = x[keep], None if rr_arr is None else rr_arr[keep], None if prem is None else prem[keep]
+    gap = None if next_gap is None else np.asarray(next_gap)[keep]
     if len(x) < MIN_BEATS:
         raise InputError(f"baseline: expected at least {MIN_BEATS} beats to calibrate on, received {len(x)}")
-    flat = x[:, 0, :].astype(np.float64)
-    z = model.encode(x).astype(np.float64)
-    residual = flat - model.decode(z.astype(np.float32)).astype(np.float64)
-    center, precision = _trimmed_gaussian(z)
     own = _own_samples(model, rr_arr)
-    stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, _core_median(flat, own),
-                          _core_median(residual, own), center, precision, {}, {})
-    feats, _ = features(model, x, prem, stats)
-    location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
-    spread = {f: _robust_sd(v, location[f]) for f, v in feats.items()}
-    s = combine(feats, score, location, spread)
-    inliers = _inliers(s)
-    threshold = float(np.quantile(inliers, 1 - far))
-    return WearerProfile(stats.graphs, score, far, threshold, len(x), len(inliers), stats.own_samples,
+    mask = own_mask(model, own, len(x), gap)
+    template = _core_median(x[:, 0, :].astype(np.float64), mask)
+    seen = own_window(model, x, template, gap)
+    z = model.encode(seen).astype(np.float64)
+    residual = seen[:, 0, :].astype(np.float64) - model.decode(z.astype(np.float32)).astype(np.float64)
+    center, precision = _trimmed_gaussian(z)
+    stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, template,
+                          _core_median(residual, mask), center, precision, {}, {})
+    feats, _ = features(model, x, prem, stats, gap)
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(2):  # scales from all beats find the abnormal ones; scales from the rest then set the score
+        location, spread = _feature_stats(feats, keep)
+        s = combine(feats, score, location, spread)
+        keep = _inliers(s, keep)
+    threshold = float(np.quantile(s[keep], 1 - far))
+    return WearerProfile(stats.graphs, score, far, threshold, len(x), int(keep.sum()), stats.own_samples,
                          stats.template, stats.median_residual, center, precision, location, spread)
+
+
+def _feature_stats(feats: dict[str, np.ndarray], rows: np.ndarray) -> tuple[dict, dict]:
+    """Median and robust SD of each feature over the selected baseline beats."""
+    location = {f: float(np.nanmedian(v[rows])) if np.isfinite(v[rows]).any() else 0.0 for f, v in feats.items()}
+    return location, {f: _robust_sd(v[rows], location[f]) for f, v in feats.items()}
 
 
 def _usable_rows(usable: np.ndarray | None, n: int) -> np.ndarray:
@@ -302,24 +350,25 @@ def _usable_rows(usable: np.ndarray | None, n: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def _core_median(rows: np.ndarray, own: int, steps: int = 5) -> np.ndarray:
-    """Elementwise median of the rows [N, L] nearest to it (over the first ``own`` samples), refined: abnormal
-    beats pull a plain median towards them; the nearest half of the rows are, at up to 30 %, nearly all normal."""
+def _core_median(rows: np.ndarray, own: np.ndarray, steps: int = 5) -> np.ndarray:
+    """Elementwise median of the half of the rows [N, L] nearest to it (over each row's ``own`` part),
+    refined: abnormal beats pull a plain median towards them; while they are fewer than half, the nearest
+    half of the rows is nearly all normal."""
     med = np.median(rows, axis=0)
     for _ in range(steps):
-        d = np.square(rows[:, :own] - med[:own]).mean(axis=1)
+        d = (np.square(rows - med) * own).sum(axis=1) / own.sum(axis=1)
         med = np.median(rows[d <= np.median(d)], axis=0)
     return med
 
 
-def _inliers(s: np.ndarray, steps: int = 50) -> np.ndarray:
-    """The scores left after iteratively excluding those above median + INLIER_Z robust SDs of the rest:
-    abnormal beats widen the first MAD, so one cut alone keeps many of them."""
-    keep = s
+def _inliers(s: np.ndarray, start: np.ndarray, steps: int = 50) -> np.ndarray:
+    """Mask of the scores at most INLIER_Z robust SDs above the median of the kept ones, iterated from the
+    ``start`` mask: abnormal beats widen the first SD, so one cut alone keeps many of them."""
+    keep = start
     for _ in range(steps):
-        center = float(np.median(keep))
-        new = s[s <= center + INLIER_Z * _robust_sd(keep, center)]
-        if len(new) == len(keep):
+        center = float(np.median(s[keep]))
+        new = s <= center + INLIER_Z * _robust_sd(s[keep], center)
+        if np.array_equal(new, keep):
             break
         keep = new
     return keep

@@ -25,7 +25,8 @@ def data() -> dict:
         d = {k: z[k] for k in z.files}
     return {"signal": (d["mitdb_100_adc"].astype(np.float64) - d["mitdb_100_baseline"]) / d["mitdb_100_gain"],
             "fs": float(d["mitdb_100_fs"]), "ecg5000": normalise_beats(d["ecg5000_beats"]),
-            "labels": d["ecg5000_labels"]}
+            "labels": d["ecg5000_labels"],
+            "ann_sample": d["mitdb_100_ann_sample"][np.isin(d["mitdb_100_ann_symbol"], list("NAV"))]}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,8 @@ def test_batches_score_like_the_whole_recording(model, profile, signal, data):
     parts = []
     for start in range(0, len(beats), 37):  # batches of 37 beats, each with the RR intervals seen before it
         s, _ = wearer.score_beats(model, beats[start : start + 37], rr[start : start + 37], profile,
-                                  rr_history=rr[:start], usable=cut.usable[start : start + 37])
+                                  rr_history=rr[:start], usable=cut.usable[start : start + 37],
+                                  next_gap=cut.next_gap[start : start + 37])
         parts.append(s)
     np.testing.assert_allclose(np.concatenate(parts), whole.score, rtol=1e-12, atol=1e-12)
 
@@ -191,3 +193,37 @@ def test_cli_calibrate_then_score_with_the_profile(model, mitdb_bundle, signal, 
     assert "profile" in err and "Traceback" not in err
     assert main(["score", str(mitdb_bundle), str(raw), "--fs", "360", "--profile", str(prof), "--threshold", "1",
                  "--out", str(out)]) == 2
+
+
+def test_an_early_next_beat_does_not_change_a_beats_features(model, profile, signal, data):
+    """What comes after NEXT_ONSET_S before the next R is the next beat's, not this one's morphology."""
+    cut = cut_beats(signal, data["fs"], model.preprocessing)
+    beats = cut.beats[10:20, None, :].copy()
+    gap = np.full(len(beats), int(0.5 * 360))  # the next R 0.5 s after this one: premature
+    start = model.preprocessing.pre + gap[0] - int(round(wearer.NEXT_ONSET_S * 360))
+    other = beats.copy()
+    other[:, 0, start:] += 4.0 * np.exp(-0.5 * ((np.arange(start, model.input_length) - start - 60) / 15.0) ** 2)
+    a, za = wearer.features(model, beats, None, profile, gap)
+    b, zb = wearer.features(model, other, None, profile, gap)
+    for name in ("residual", "template", "latent"):
+        np.testing.assert_array_equal(a[name], b[name])
+    np.testing.assert_array_equal(za, model.encode(beats))  # the latent reported is the window's own
+    assert not np.allclose(zb, za)
+    c, _ = wearer.features(model, other, None, profile)  # without the gap the intrusion counts
+    assert (c["residual"] > a["residual"]).all()
+
+
+@pytest.mark.parametrize("every, shape", [(5, "down"), (3, "up")])
+def test_premature_ventricular_beats_are_flagged_and_their_neighbours_not(model, data, every, shape):
+    """Synthetic ventricular beats in the enrolment too (20 and 33 %): found, and normal beats spared."""
+    from ecgae.training.synthetic import with_ventricular_beats
+
+    fs, n = data["fs"], int(600 * data["fs"])
+    ann = data["ann_sample"][(data["ann_sample"] < n - int(fs))]
+    x, ref, sym = with_ventricular_beats(data["signal"][:n], fs, ann, every, 0.04, 1.0, shape)
+    result = model.analyze(x, fs, model.calibrate(x, fs, seconds=120))
+    later = result.r_peak >= 120 * fs
+    nearest = np.abs(ref[None, :] - result.r_peak[later, None]).argmin(axis=1)
+    ventricular = sym[nearest] == "V"
+    assert ventricular.mean() > 0.15
+    assert result.flag[later][ventricular].mean() >= 0.9 and result.flag[later][~ventricular].mean() <= 0.1
