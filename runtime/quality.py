@@ -18,6 +18,7 @@ Every check looks only at the stretch itself and at stretches before it, never a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,16 +132,18 @@ def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = Non
     stretch with the same past as on the whole recording."""
     reason = np.full(len(windows), "ok", dtype="<U7")
     activity = np.zeros(len(windows))
+    grid = _grid(windows.shape[1], float(fs))
     for i in range(0, len(windows), CHUNK):  # rows a few at a time: the arrays stay in cache
         w = windows[i : i + CHUNK]
         with np.errstate(over="ignore", invalid="ignore"):
             peak = np.abs(w).max(axis=1, keepdims=True)
             w = w / np.where(peak > 0, peak, 1.0)  # each test is scale-free; this keeps huge inputs finite
-            d = _detrended(w)
-            relative = np.ptp(d, axis=1)
+            d = w - w.mean(axis=1, keepdims=True) - np.outer(w @ grid.t / grid.tt, grid.t)  # minus the LSQ line:
+            relative = np.ptp(d, axis=1)  # baseline wander must not count as signal power
             activity[i : i + CHUNK] = np.where(relative <= 1e-9, 0.0, relative * peak[:, 0])
-        spec, freqs = _power(d, fs)
-        for name, bad in (("noise", _noise(d, spec, freqs, fs)), ("mains", _mains(spec, freqs, fs)),
+        spectrum = np.fft.rfft(d * grid.hann, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2
+        for name, bad in (("noise", _noise(d, power, grid)), ("mains", _mains(power, grid)),
                           ("flat", _held(w, fs)), ("clipped", _clipped(w, fs))):
             reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not
             # "noise"; a value held at the segment's extreme is "clipped", not "flat"
@@ -150,46 +153,54 @@ def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = Non
     return reason, activity
 
 
-def _detrended(w: np.ndarray) -> np.ndarray:
-    """Each row minus its least-squares line: baseline wander must not count as signal power."""
-    t = np.linspace(-1.0, 1.0, w.shape[1])
-    slope = (w @ t) / (t @ t)
-    return w - w.mean(axis=1, keepdims=True) - slope[:, None] * t[None, :]
+@dataclass(frozen=True)
+class _Grid:
+    """What every stretch of one width at one rate shares: the detrending line, the Hann window, and which
+    frequency bins each test sums."""
+
+    t: np.ndarray
+    tt: float
+    hann: np.ndarray
+    outside_qrs: np.ndarray
+    mains: np.ndarray | None  # None: mains lies above Nyquist (aliased, not measurable here)
+    total: np.ndarray
+    keep: np.ndarray  # ECG-band bins without mains
+    high: np.ndarray | None  # of them, those above NOISE_BAND_HZ; None where the rate leaves no such band
 
 
-def _power(d: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hann-windowed power spectrum of each detrended row, and its frequencies."""
-    spec = np.fft.rfft(d * np.hanning(d.shape[1]), axis=1)
-    return spec.real**2 + spec.imag**2, np.fft.rfftfreq(d.shape[1], 1.0 / fs)
+@functools.lru_cache(maxsize=16)
+def _grid(width: int, fs: float) -> _Grid:
+    t = np.linspace(-1.0, 1.0, width)
+    freqs = np.fft.rfftfreq(width, 1.0 / fs)
+    mains = np.any([np.abs(freqs - f) <= 1.0 for f in MAINS_HZ], axis=0)
+    keep = ~mains & (freqs >= 0.5)
+    return _Grid(t, float(t @ t), np.hanning(width), (freqs < QRS_BAND_HZ[0]) | (freqs > QRS_BAND_HZ[1]),
+                 None if fs / 2 <= min(MAINS_HZ) + 1 else mains, freqs >= 0.5, keep,
+                 None if fs / 2 <= NOISE_BAND_HZ * 1.25 else keep & (freqs > NOISE_BAND_HZ))
 
 
-def _mains_bins(freqs: np.ndarray) -> np.ndarray:
-    return np.any([np.abs(freqs - f) <= 1.0 for f in MAINS_HZ], axis=0)
+def _mains(power: np.ndarray, grid: _Grid) -> np.ndarray:
+    if grid.mains is None:
+        return np.zeros(len(power), dtype=bool)
+    total = power[:, grid.total].sum(axis=1)
+    return power[:, grid.mains].sum(axis=1) > MAINS_FRACTION * np.maximum(total, 1e-300)
 
 
-def _mains(spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
-    if fs / 2 <= min(MAINS_HZ) + 1:
-        return np.zeros(len(spec), dtype=bool)  # mains lies above Nyquist: aliased, not measurable here
-    total = spec[:, freqs >= 0.5].sum(axis=1)
-    return spec[:, _mains_bins(freqs)].sum(axis=1) > MAINS_FRACTION * np.maximum(total, 1e-300)
-
-
-def _noise(d: np.ndarray, spec: np.ndarray, freqs: np.ndarray, fs: float) -> np.ndarray:
+def _noise(d: np.ndarray, power: np.ndarray, grid: _Grid) -> np.ndarray:
     """Broadband noise: power above the ECG band dominates, or the QRS band has none of the sharp bursts a
     heartbeat makes while some power lies above the ECG band (large wide beats in bigeminy also fill the
     QRS band, but leave nothing above it). Where the rate leaves no band above 40 Hz, bursts alone decide."""
     spectrum = np.fft.rfft(d, axis=1)
-    spectrum[:, (freqs < QRS_BAND_HZ[0]) | (freqs > QRS_BAND_HZ[1])] = 0
+    spectrum[:, grid.outside_qrs] = 0
     qrs = np.fft.irfft(spectrum, d.shape[1], axis=1)
     sq = qrs * qrs
     var = sq.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         kurtosis = (sq * sq).mean(axis=1) / (var * var)  # NaN/Inf only for a constant row, which "flat" takes
     no_bursts = kurtosis < QRS_KURTOSIS
-    if fs / 2 <= NOISE_BAND_HZ * 1.25:
+    if grid.high is None:
         return no_bursts
-    keep = ~_mains_bins(freqs) & (freqs >= 0.5)
-    high = spec[:, keep & (freqs > NOISE_BAND_HZ)].sum(axis=1) / np.maximum(spec[:, keep].sum(axis=1), 1e-300)
+    high = power[:, grid.high].sum(axis=1) / np.maximum(power[:, grid.keep].sum(axis=1), 1e-300)
     return (high > NOISE_FRACTION) | (no_bursts & (high > BURSTLESS_FRACTION))
 
 
