@@ -324,20 +324,18 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, template,
                           _core_median(residual, mask), center, precision, {}, {})
     feats, _ = features(model, x, prem, stats, gap)
-    keep = np.ones(len(x), dtype=bool)
-    for _ in range(2):  # scales from all beats find the abnormal ones; scales from the rest then set the score
-        location, spread = _feature_stats(feats, keep)
-        s = combine(feats, score, location, spread)
-        keep = _inliers(s, keep)
+    location, spread = _feature_stats(feats)
+    s = combine(feats, score, location, spread)
+    keep = _inliers(s)
     threshold = float(np.quantile(s[keep], 1 - far))
     return WearerProfile(stats.graphs, score, far, threshold, len(x), int(keep.sum()), stats.own_samples,
                          stats.template, stats.median_residual, center, precision, location, spread)
 
 
-def _feature_stats(feats: dict[str, np.ndarray], rows: np.ndarray) -> tuple[dict, dict]:
-    """Median and robust SD of each feature over the selected baseline beats."""
-    location = {f: float(np.nanmedian(v[rows])) if np.isfinite(v[rows]).any() else 0.0 for f, v in feats.items()}
-    return location, {f: _robust_sd(v[rows], location[f]) for f, v in feats.items()}
+def _feature_stats(feats: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Median and robust SD of each feature over the baseline beats."""
+    location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
+    return location, {f: _robust_sd(v, location[f]) for f, v in feats.items()}
 
 
 def _usable_rows(usable: np.ndarray | None, n: int) -> np.ndarray:
@@ -361,10 +359,10 @@ def _core_median(rows: np.ndarray, own: np.ndarray, steps: int = 5) -> np.ndarra
     return med
 
 
-def _inliers(s: np.ndarray, start: np.ndarray, steps: int = 50) -> np.ndarray:
-    """Mask of the scores at most INLIER_Z robust SDs above the median of the kept ones, iterated from the
-    ``start`` mask: abnormal beats widen the first SD, so one cut alone keeps many of them."""
-    keep = start
+def _inliers(s: np.ndarray, steps: int = 50) -> np.ndarray:
+    """Mask of the scores at most INLIER_Z robust SDs above the median of the kept ones, iterated from all:
+    abnormal beats widen the first SD, so one cut alone keeps many of them."""
+    keep = np.ones(len(s), dtype=bool)
     for _ in range(steps):
         center = float(np.median(s[keep]))
         new = s <= center + INLIER_Z * _robust_sd(s[keep], center)

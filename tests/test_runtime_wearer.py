@@ -213,7 +213,7 @@ def test_an_early_next_beat_does_not_change_a_beats_features(model, profile, sig
     assert (c["residual"] > a["residual"]).all()
 
 
-@pytest.mark.parametrize("every, shape", [(5, "down"), (3, "up")])
+@pytest.mark.parametrize("every, shape", [(5, "down"), (3, "up"), (3, "bi")])
 def test_premature_ventricular_beats_are_flagged_and_their_neighbours_not(model, data, every, shape):
     """Synthetic ventricular beats in the enrolment too (20 and 33 %): found, and normal beats spared."""
     from ecgae.training.synthetic import with_ventricular_beats
