@@ -106,7 +106,7 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]
         model, cfg = load_model(run)
         kind, data, length = cfg["train"]["model"], cfg["train"]["data"], cfg["train"]["length"]
         split = read_run_json(run, "split.json")
-        test, val = (np.asarray(split[key], dtype=np.int64) for key in ("test", "val"))
+        test = np.asarray(split["test"], dtype=np.int64)
         metrics = read_run_json(run, "metrics.json")
         summary = {"anomaly": metrics["anomaly"], "last_epoch": metrics["epochs"][-1],
                    "test_recon_mse": metrics["test_recon_mse"]}
@@ -130,6 +130,9 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]
     if len(test) == 0 or test.min() < 0 or test.max() >= len(beats):
         raise InputError(f"run {run}: split.json test indices: expected a non-empty subset of 0..{len(beats) - 1}, "
                          f"received {len(test)} indices" + (f" in {test.min()}..{test.max()}" if len(test) else ""))
+    if "val" not in split:
+        raise InputError(f"run {run}: expected key 'val' in its split.json, missing")
+    val = np.asarray(split["val"], dtype=np.int64)
     if len(val) == 0 or val.min() < 0 or val.max() >= len(beats):
         raise InputError(f"run {run}: split.json val indices: expected a non-empty subset of 0..{len(beats) - 1}, "
                          f"received {len(val)} indices")
