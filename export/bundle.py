@@ -33,6 +33,7 @@ from torch import nn
 from ..runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, SEAL
 from ..runtime.errors import EcgaeError, InputError
 from ..runtime.io import atomic_write_bytes
+from ..runtime.restore import calibrate_denoising
 from ..runtime.seal import seal
 from ..training.datasets import load_beats
 from ..training.train import load_model, read_run_json
@@ -89,14 +90,23 @@ def score_outputs(expected: dict[str, np.ndarray], kind: str, beats: np.ndarray)
             "score.score": (error * error).mean(axis=(1, 2))}
 
 
-def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray]:
-    """Model, config, metrics summary and held-out beats [N,1,L] (the run's test split) of a run directory."""
+@torch.no_grad()
+def torch_reconstruct(model: nn.Module, beats: np.ndarray) -> np.ndarray:
+    """The eval model's reconstruction of beats [N, L] (a VAE through its mean), as [N, L]."""
+    enc = model.encode(torch.from_numpy(np.asarray(beats, np.float32)[:, None, :]))
+    return model.decode(enc[0] if isinstance(enc, tuple) else enc).numpy()[:, 0, :]
+
+
+def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]:
+    """Model, config, metrics summary, held-out beats [N,1,L] (the run's test split) and validation beats
+    [M,L] (its val split) of a run directory."""
     if not run.is_dir():
         raise InputError(f"run directory: expected an existing folder, received {str(run)!r} (not found)")
     try:
         model, cfg = load_model(run)
         kind, data, length = cfg["train"]["model"], cfg["train"]["data"], cfg["train"]["length"]
-        test = np.asarray(read_run_json(run, "split.json")["test"], dtype=np.int64)
+        split = read_run_json(run, "split.json")
+        test = np.asarray(split["test"], dtype=np.int64)
         metrics = read_run_json(run, "metrics.json")
         summary = {"anomaly": metrics["anomaly"], "last_epoch": metrics["epochs"][-1],
                    "test_recon_mse": metrics["test_recon_mse"]}
@@ -120,7 +130,13 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray]:
     if len(test) == 0 or test.min() < 0 or test.max() >= len(beats):
         raise InputError(f"run {run}: split.json test indices: expected a non-empty subset of 0..{len(beats) - 1}, "
                          f"received {len(test)} indices" + (f" in {test.min()}..{test.max()}" if len(test) else ""))
-    return model, cfg, summary, beats[test[:N_PARITY], None, :]
+    if "val" not in split:
+        raise InputError(f"run {run}: expected key 'val' in its split.json, missing")
+    val = np.asarray(split["val"], dtype=np.int64)
+    if len(val) == 0 or val.min() < 0 or val.max() >= len(beats):
+        raise InputError(f"run {run}: split.json val indices: expected a non-empty subset of 0..{len(beats) - 1}, "
+                         f"received {len(val)} indices")
+    return model, cfg, summary, beats[test[:N_PARITY], None, :], beats[val]
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -237,7 +253,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
         raise InputError(f"--atol: expected a finite number > 0, received {atol!r}")
     check_opset(opset)
     _check_target(out, force)
-    model, cfg, summary, beats = _load_run(run)
+    model, cfg, summary, beats, val_beats = _load_run(run)
     kind, arch, length, latent = cfg["train"]["model"], cfg["train"]["arch"], cfg["length"], cfg["train"]["latent_dim"]
     has_literal = hasattr(model, "literal")
     if naive and not has_literal:
@@ -262,8 +278,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
                          _graph_metadata(section, prep["sample_rate"], "score")),
     }
     latents = np.random.default_rng(LATENT_SEED).standard_normal((N_PARITY, latent)).astype(np.float32)
-    expected = torch_outputs(reference_model(model), kind, beats, latents)
+    ref = reference_model(model)
+    expected = torch_outputs(ref, kind, beats, latents)
     expected |= score_outputs(expected, kind, beats)
+    taps = prep["filter"]["taps"] if prep.get("filter") else None
+    denoising = calibrate_denoising(lambda x: torch_reconstruct(ref, x), val_beats,
+                                    None if taps is None else np.asarray(taps, np.float64))
     reference = {"x": beats[:N_REFERENCE],
                  **{name: expected[f"encoder.{name}"][:N_REFERENCE] for name in enc_outputs},
                  "x_hat": expected["reconstruct.x_hat"][:N_REFERENCE],
@@ -308,7 +328,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
             "normal_label": cfg["normal_label"],
             "anomaly": summary["anomaly"],
             "training": {"config": cfg["train"], "source": cfg["source"], "last_epoch": summary["last_epoch"],
-                         "test_recon_mse": summary["test_recon_mse"]},
+                         "test_recon_mse": summary["test_recon_mse"], "denoising": denoising},
             "parity": {**parity, "n_beats": len(beats), "n_latents": len(latents)},
             "versions": _versions(),
         }

@@ -4,16 +4,19 @@ Gap filling: the hidden samples are taken from the decoded beat a * decode(z) + 
 best explain the observed samples: masked reconstruction. z starts at the encoding of the beat with its
 gaps bridged by straight lines and is refined by a few damped Gauss-Newton (Levenberg-Marquardt) steps,
 the Jacobian by finite differences through the decoder graph, so it needs nothing but onnxruntime.
-Denoising: the beat's reconstruction, put back at the gain and offset that best fit the noisy window.
+Denoising: the beat's reconstruction, put back at the gain and offset that best fit the noisy window, blended
+with the window by weights measured at export (``calibrate_denoising``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from .errors import BundleError, InputError
 from .model import Model
-from .preprocess import normalise_beats
+from .preprocess import fir_filter, normalise_beats
 
 STEP = 1e-3  # finite-difference step in latent units (latents are of order 1)
 CHUNK = 256  # beats per Gauss-Newton batch: its probes take CHUNK x latent decoded windows
@@ -115,26 +118,102 @@ def clean_mse(model: Model) -> float:
     return float(value)
 
 
+CALIBRATION_LEVELS = (0.0, *(10.0 ** np.arange(-3.0, 1.01, 0.5)))  # added noise power, z-scored beats (power 1)
+CLEAN_QUANTILE = 0.9  # residuals up to this quantile of clean validation beats' count as the model's own error
+CALIBRATION_SEED = 0
+
+
+def _estimate(reconstruct: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's estimate of windows x [N, L] (reconstruction at the least-squares gain a and offset b)
+    and the squared gains a**2, which take the reconstruction's (z-scored) units to the window's."""
+    d = np.asarray(reconstruct(normalise_beats(x)), dtype=np.float64)
+    a, b = affine_fit(d, x, np.ones(x.shape, bool))
+    return a[:, None] * d + b[:, None], a * a
+
+
+def _residual_power(x: np.ndarray, estimate: np.ndarray, a2: np.ndarray) -> np.ndarray:
+    """Each window's residual power in the reconstruction's units: mean((x - estimate)**2) / a**2."""
+    return ((x - estimate) ** 2).mean(axis=1) / np.maximum(a2, 1e-300)
+
+
+def calibrate_denoising(reconstruct: Callable[[np.ndarray], np.ndarray], beats: np.ndarray,
+                        taps: np.ndarray | None) -> dict:
+    """The blend weights ``denoise`` uses, measured on clean z-scored beats [N, L] (validation beats).
+
+    White noise, band-passed by ``taps`` as the runtime filters a recording, is added at each of
+    ``CALIBRATION_LEVELS``; for each level this records the median residual power of the windows (what
+    ``denoise`` can observe) and, per sample, the weight w_j = <(s - e)(x - e)> / <(x - e)**2> of the window
+    x against the estimate e that minimises the error against the clean beat s. It covers what an
+    assumed error cannot: the model's error differs along the window, and noise leaks into the estimate."""
+    s = np.asarray(beats, dtype=np.float64)
+    n, length = s.shape
+    pad = 2 * len(taps) if taps is not None else 0  # filter edges left out
+    white = np.random.default_rng(CALIBRATION_SEED).standard_normal(n * length + 2 * pad)
+    if taps is not None:
+        white = fir_filter(white, taps)[pad : pad + n * length]
+    white = (white / white.std()).reshape(n, length)
+    residual, weights, clean = [], [], None
+    for level in CALIBRATION_LEVELS:
+        x = s + np.sqrt(level) * white
+        e, a2 = _estimate(reconstruct, x)
+        power = _residual_power(x, e, a2)
+        clean = power if clean is None else clean
+        r = x - e
+        residual.append(float(np.median(power)))
+        weights.append(np.clip(((s - e) * r).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-300), 0.0, 1.0))
+    # a level whose residual is no larger than a lower one's cannot be told from it: the lower one stands
+    keep = np.asarray(residual) > np.maximum.accumulate([-np.inf, *residual[:-1]])
+    return {"noise": "white, band-passed by the bundle's filter", "beats": n,
+            "levels": np.asarray(CALIBRATION_LEVELS)[keep].tolist(), "residual": np.asarray(residual)[keep].tolist(),
+            "clean_residual": float(np.quantile(clean, CLEAN_QUANTILE)),
+            "weights": np.round(np.stack(weights)[keep], 4).tolist()}
+
+
+def _calibration(model: Model) -> dict | None:
+    """The manifest's denoising calibration, checked; None for bundles exported without one."""
+    training = model.manifest.get("training")
+    cal = training.get("denoising") if isinstance(training, dict) else None
+    if cal is None:
+        return None
+    try:
+        residual, weights = np.asarray(cal["residual"], np.float64), np.asarray(cal["weights"], np.float64)
+        clean = float(cal["clean_residual"])
+    except (KeyError, TypeError, ValueError):
+        residual = weights = None
+    if (residual is None or residual.ndim != 1 or weights.shape != (residual.size, model.input_length)
+            or residual.size < 2 or not (np.diff(residual) > 0).all() or not np.isfinite(weights).all()
+            or not np.isfinite(clean)):
+        raise BundleError(f"bundle {model.bundle_dir}: training.denoising: expected increasing residual powers and "
+                          f"one row of {model.input_length} weights per noise level, received a malformed section")
+    return {"residual": residual, "weights": weights, "clean": clean}
+
+
 def denoise(model: Model, windows: object, blend: bool = True) -> np.ndarray:
     """Filtered beat windows [N, L] (any offset and scale) -> denoised windows.
 
     The model's estimate is the beat's reconstruction at the gain a and offset b that best fit the window:
-    what the model keeps of a beat is its shape. With ``blend`` the output weights the window and that
-    estimate by their expected errors, as for two independent estimates: the model's is its validation MSE
-    times a**2; the windows' noise power is what the residuals hold beyond that, one figure for the batch
-    (the median over its beats: a recording's noise is steadier than the model's per-beat error). Clean
-    windows are then kept nearly as they are, and noisy ones are replaced by the model's estimate.
+    what the model keeps of a beat is its shape. With ``blend`` the output is window x estimate blended
+    per sample by the weights measured at export (``calibrate_denoising``) for the noise the batch shows:
+    the median residual power over its beats (a recording's noise is steadier than the model's per-beat
+    error), less the spread of clean beats' residuals (up to the 90th percentile of clean validation
+    beats, a residual is the model's own error: such batches are returned as they are). Bundles without a
+    calibration blend with one weight per beat, model error = validation MSE x a**2 against the residual
+    power beyond it.
     """
     x = np.asarray(windows, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != model.input_length or not np.isfinite(x).all():
         raise InputError(f"windows: expected finite values of shape [N, {model.input_length}], "
                          f"received {x.dtype} {x.shape}")
-    d = model.reconstruct(normalise_beats(x)).astype(np.float64)
-    a, b = affine_fit(d, x, np.ones(x.shape, bool))
-    estimate = a[:, None] * d + b[:, None]
+    estimate, a2 = _estimate(model.reconstruct, x)
     if not blend:
         return estimate
-    model_err = clean_mse(model) * a**2
-    noise = max(float(np.median(((x - estimate) ** 2).mean(axis=1) - model_err)), 0.0)
-    w = (model_err / np.maximum(model_err + noise, 1e-300))[:, None]
+    power, cal = _residual_power(x, estimate, a2), _calibration(model)
+    if cal is None:
+        model_err = clean_mse(model) * a2
+        noise = max(float(np.median(a2 * power - model_err)), 0.0)
+        w = (model_err / np.maximum(model_err + noise, 1e-300))[:, None]
+    else:
+        r = cal["residual"]
+        seen = max(float(np.median(power)) - (cal["clean"] - r[0]), r[0])
+        w = np.array([np.interp(seen, r, column) for column in cal["weights"].T])[None, :]
     return w * x + (1 - w) * estimate

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ecgae.cli import main
-from ecgae.runtime import InputError, Model, Preprocessing
+from ecgae.runtime import BundleError, InputError, Model, Preprocessing
 from ecgae.runtime.bundle import SEAL
 from ecgae.runtime.codec import (
     FADE_PER_WINDOW,
@@ -225,8 +225,18 @@ def test_fill_gaps_refuses_bad_masks(raw_models):
         fill_gaps(model, beats, np.zeros((2, 140), bool))
 
 
-def test_denoise_fits_gain_and_offset_and_blends_by_expected_error(raw_models):
+def _without_calibration(model: Model, dst: Path) -> Model:
+    """The bundle as exported before denoising calibration existed (sealed again)."""
+    shutil.copytree(model.bundle_dir, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    del manifest["training"]["denoising"]
+    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
+    return Model.load(dst)
+
+
+def test_denoise_fits_gain_and_offset_and_blends_between_window_and_estimate(raw_models, tmp_path):
     model = raw_models["ae"]
+    old = _without_calibration(model, tmp_path / "old")
     rng = np.random.default_rng(2)
     with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
         clean = 0.8 * ref["x"][:, 0, :].astype(np.float64) + 0.1
@@ -236,12 +246,22 @@ def test_denoise_fits_gain_and_offset_and_blends_by_expected_error(raw_models):
     resid = clean - estimate
     assert np.allclose(estimate, a[:, None] * recon + b[:, None])
     assert np.abs((resid * recon).sum(axis=1)).max() < 1e-8 and np.abs(resid.sum(axis=1)).max() < 1e-8
+    assert np.array_equal(denoise(model, clean), clean)  # residuals within the clean beats' spread: kept
     noisy = clean + rng.normal(0, 3.0, clean.shape)
-    for x in (clean, noisy):  # the blend lies between each window and the model's estimate of it
-        est, out = denoise(model, x, blend=False), denoise(model, x)
-        w = ((out - est) * (x - est)).sum(axis=1) / ((x - est) ** 2).sum(axis=1)
-        assert np.allclose(out, est + w[:, None] * (x - est)) and ((w >= 0) & (w <= 1)).all()
-    # heavy noise: the blend leans on the model; none: on the window
-    assert denoise(model, noisy).std() < noisy.std()
+    for m in (model, old):  # each sample of the blend lies between the window and the estimate
+        for x in (clean, noisy):
+            est, out = denoise(m, x, blend=False), denoise(m, x)
+            assert (np.minimum(x, est) - 1e-9 <= out).all() and (out <= np.maximum(x, est) + 1e-9).all()
+    assert denoise(old, noisy).std() < noisy.std()  # heavy noise: the scalar blend leans on the model
     with pytest.raises(InputError, match="windows"):
         denoise(model, np.zeros((3, 5)))
+
+
+def test_denoise_refuses_a_malformed_calibration(raw_models, tmp_path):
+    dst = tmp_path / "bad"
+    shutil.copytree(raw_models["ae"].bundle_dir, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest["training"]["denoising"]["weights"] = manifest["training"]["denoising"]["weights"][:-1]
+    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
+    with pytest.raises(BundleError, match="training.denoising"):
+        denoise(Model.load(dst), np.zeros((2, 140)))
