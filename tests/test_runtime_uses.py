@@ -265,3 +265,25 @@ def test_denoise_refuses_a_malformed_calibration(raw_models, tmp_path):
     (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
     with pytest.raises(BundleError, match="training.denoising"):
         denoise(Model.load(dst), np.zeros((2, 140)))
+
+
+def test_denoise_applies_the_calibrated_weights_at_the_batchs_noise_level(raw_models, tmp_path):
+    """With a table of two levels, the weights used are interpolated at the batch's median residual."""
+    dst = tmp_path / "table"
+    shutil.copytree(raw_models["ae"].bundle_dir, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    length = raw_models["ae"].input_length
+    low, high = np.full(length, 1.0), np.linspace(0.0, 0.5, length)
+    manifest["training"]["denoising"] |= {"residual": [0.0, 10.0], "clean_residual": 0.0,
+                                          "weights": [low.tolist(), high.tolist()]}
+    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
+    model = Model.load(dst)
+    with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
+        x = ref["x"][:, 0, :].astype(np.float64) + np.random.default_rng(0).normal(0, 1.0, (len(ref["x"]), length))
+    est = denoise(model, x, blend=False)
+    recon = model.reconstruct(normalise_beats(x)).astype(np.float64)
+    a, _ = affine_fit(recon, x, np.ones(x.shape, bool))
+    seen = float(np.median(((x - est) ** 2).mean(axis=1) / a**2))
+    assert 0.0 < seen < 10.0
+    w = low + (high - low) * seen / 10.0
+    np.testing.assert_allclose(denoise(model, x), w * x + (1 - w) * est, rtol=0, atol=1e-12)
