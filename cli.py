@@ -36,7 +36,7 @@ def _module(name: str):
     except ModuleNotFoundError as e:
         if e.name in ("torch", "onnx", "scipy", "wfdb", "sklearn", "matplotlib"):
             raise EcgaeError(f"'ecgae {name}' needs {e.name}, which is not installed: "
-                             "pip install 'ecgae[train,plot]'") from None
+                             "pip install '.[train,plot]' in the ecgae source folder") from None
         raise
 
 

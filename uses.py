@@ -135,8 +135,9 @@ def uses_section(res: dict) -> str:
         f"## Denoising (`{d['run']}`)",
         f"Noise added to the raw record; the {d['beats']} held-out beats cut at their reference R peaks from the "
         "band-passed noisy signal; each window replaced by the model's estimate (its reconstruction at the "
-        "least-squares gain and offset) or by the blend of window and estimate weighted by their expected "
-        "errors (`ecgae.runtime.restore.denoise`); windows joined as the codec joins them. Output SNR against "
+        "least-squares gain and offset) or by the blend of window and estimate, per sample, with the weights the "
+        "export measured on validation beats under band-passed white noise, taken at the batch's median residual "
+        "(`ecgae.runtime.restore.denoise`); windows joined as the codec joins them. Output SNR against "
         "the band-passed clean signal over the windows' span; input SNR against the clean signal's power in the "
         f"model's band. Smallest margin of the blend over the band-pass alone: {d['min_margin_db']:.1f} dB.",
         table(["noise", "input SNR dB", "band-pass dB", "model estimate dB", "blend dB", "blend - band-pass dB"],

@@ -65,7 +65,8 @@ def _progress(total: int):
     try:
         from tqdm import tqdm
     except ImportError:
-        raise EcgaeError("score-archive needs tqdm, which is not installed: pip install 'ecgae[archive]'") from None
+        raise EcgaeError("score-archive needs tqdm, which is not installed: "
+                         "pip install '.[archive]' in the ecgae source folder") from None
     bar = tqdm(total=total, unit="rec", file=sys.stderr, dynamic_ncols=True, disable=None)
     beats = failed = 0
 

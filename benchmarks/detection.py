@@ -161,7 +161,8 @@ def xqrs_agreement(prep: Preprocessing) -> list[dict]:
 
         from wfdb import processing
     except ImportError:
-        raise InputError("detector agreement needs wfdb, which is not installed: pip install 'ecgae[wfdb]'") from None
+        raise InputError("detector agreement needs wfdb, which is not installed: "
+                         "pip install '.[wfdb]' in the ecgae source folder") from None
     logging.getLogger("wfdb").setLevel(logging.ERROR)
     rows = []
     for key in ("ptb_s0010_re", "c2015_a103l"):

@@ -116,7 +116,7 @@ def read_wfdb(path: Path, lead: str | None) -> tuple[np.ndarray, float]:
         import wfdb
     except ImportError:
         raise InputError(f"INPUT {shown(path)}: reading a WFDB record needs the wfdb package, which is not installed: "
-                         "pip install 'ecgae[wfdb]'") from None
+                         "pip install '.[wfdb]' in the ecgae source folder") from None
     check_wfdb_record(record, f"INPUT {shown(path)}")
     try:
         rec = wfdb.rdrecord(str(record))
@@ -144,7 +144,8 @@ def _plot(beats: np.ndarray, path: Path) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise EcgaeError("--plot: needs matplotlib, which is not installed: pip install 'ecgae[plot]'") from None
+        raise EcgaeError("--plot: needs matplotlib, which is not installed: "
+                         "pip install '.[plot]' in the ecgae source folder") from None
     fig = Figure(figsize=(8, 3), layout="constrained")
     ax = fig.add_subplot()
     for i, beat in enumerate(beats[:PLOTTED]):

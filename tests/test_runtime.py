@@ -444,7 +444,7 @@ def test_cli_without_wfdb_says_which_extra_to_install(signal_bundle, tmp_path, m
     (tmp_path / "rec.hea").write_text("rec 1 360 1000\n")
     monkeypatch.setitem(sys.modules, "wfdb", None)
     assert main(["encode", str(signal_bundle), str(tmp_path / "rec"), "--out", str(tmp_path / "z.npy")]) == 2
-    assert "pip install 'ecgae[wfdb]'" in one_line_error(capsys, "encode")
+    assert "pip install '.[wfdb]' in the ecgae source folder" in one_line_error(capsys, "encode")
 
 
 def test_cli_sample_plot(bundles, tmp_path, monkeypatch, capsys):
@@ -453,7 +453,7 @@ def test_cli_sample_plot(bundles, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert main(args) == 2
-    assert "pip install 'ecgae[plot]'" in one_line_error(capsys, "sample")
+    assert "pip install '.[plot]' in the ecgae source folder" in one_line_error(capsys, "sample")
     assert not (tmp_path / "x.npy").exists()
     monkeypatch.undo()
     pytest.importorskip("matplotlib", reason="needs the [plot] extra")
@@ -568,8 +568,8 @@ def test_the_runtime_and_its_cli_run_with_torch_onnx_scipy_wfdb_unimportable(bun
     done = subprocess.run([sys.executable, "-c", LEAN, str(bundles["ae"]), str(bundles["vae"]), str(signal_bundle),
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "lean ok" in done.stdout, done.stderr[-3000:]
-    assert "error: INPUT" in done.stderr and "pip install 'ecgae[wfdb]'" in done.stderr
-    assert "pip install 'ecgae[plot]'" in done.stderr
+    assert "error: INPUT" in done.stderr and "pip install '.[wfdb]' in the ecgae source folder" in done.stderr
+    assert "pip install '.[plot]' in the ecgae source folder" in done.stderr
 
 
 def test_score_and_encode_equal_score_and_encode_apart(models, beats):
