@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ FORMAT_VERSION = 2  # 2: a premature next beat ends the beat's own part (feature
 RR_HISTORY = 8  # previous RR intervals whose mean defines a beat's expected interval (prematurity)
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
 INLIER_Z = 3.5  # baseline beats beyond median + INLIER_Z robust SDs of the score are presumed abnormal
+GROUPS_BIC = 10.0  # BIC gain of two score groups over one that counts as "very strong" evidence (Kass & Raftery)
+GROUPS_SEPARATION = 2.0  # Ashman's D above which two Gaussian groups are clearly apart
+GROUPS_COMPACT = 2.0  # the upper group lies more of its own SDs than this above the lower one: a group, not a tail
 OWN_RR = 0.6  # the beat's own part of a window ends this share of the median RR after its R peak (T wave in,
 # the next beat's P and QRS out)
 NEXT_ONSET_S = 0.15  # a next beat's QRS may begin this long before its R peak (a wide ventricular one, its
@@ -326,9 +330,8 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     feats, _ = features(model, x, prem, stats, gap)
     location, spread = _feature_stats(feats)
     s = combine(feats, score, location, spread)
-    keep = _inliers(s)
-    threshold = float(np.quantile(s[keep], 1 - far))
-    return WearerProfile(stats.graphs, score, far, threshold, len(x), int(keep.sum()), stats.own_samples,
+    threshold, n_inliers = _threshold(s, far)
+    return WearerProfile(stats.graphs, score, far, threshold, len(x), n_inliers, stats.own_samples,
                          stats.template, stats.median_residual, center, precision, location, spread)
 
 
@@ -359,17 +362,62 @@ def _core_median(rows: np.ndarray, own: np.ndarray, steps: int = 5) -> np.ndarra
     return med
 
 
-def _inliers(s: np.ndarray, steps: int = 50) -> np.ndarray:
-    """Mask of the scores at most INLIER_Z robust SDs above the median of the kept ones, iterated from all:
-    abnormal beats widen the first SD, so one cut alone keeps many of them."""
+def _threshold(s: np.ndarray, far: float) -> tuple[float, int]:
+    """(threshold, beats it rests on) for a ``far`` share of the wearer's normal baseline beats above it.
+
+    When the scores fall into two clearly separate groups, the upper one the smaller (``_abnormal_group``:
+    a quarter or more of the baseline abnormal, which widens every robust SD so far that no cut in SDs
+    finds them), the normal beats are the lower group; as it is cut where the groups meet, its own upper
+    tail is thin, so the threshold is also at least the lower group's Gaussian quantile. Otherwise the
+    normal beats are those left by iteratively excluding scores above median + INLIER_Z robust SDs of the
+    rest (abnormal beats widen the first SD, so one cut alone keeps many of them), and the threshold is
+    their empirical quantile."""
+    groups = _abnormal_group(s)
+    if groups is not None:
+        normal, mean, sd = groups
+        tail = statistics.NormalDist(mean, sd).inv_cdf(1 - far)
+        return max(float(np.quantile(s[normal], 1 - far)), tail), int(normal.sum())
     keep = np.ones(len(s), dtype=bool)
-    for _ in range(steps):
+    for _ in range(50):
         center = float(np.median(s[keep]))
         new = s <= center + INLIER_Z * _robust_sd(s[keep], center)
         if np.array_equal(new, keep):
             break
         keep = new
-    return keep
+    return float(np.quantile(s[keep], 1 - far)), int(keep.sum())
+
+
+def _abnormal_group(s: np.ndarray, steps: int = 200) -> tuple[np.ndarray, float, float] | None:
+    """(mask of the lower group, its mean, its SD) of two Gaussian groups fitted to the scores (EM), when
+    the data say there are two: the two-group fit beats one Gaussian by more than GROUPS_BIC in BIC ("very
+    strong" evidence), the groups are separated (Ashman's D > GROUPS_SEPARATION: a clear gap between them),
+    the upper one is compact (its mean more than GROUPS_COMPACT of its SDs above the lower one's: a skewed
+    single group splits into a bulk and a broad tail) and it holds less than half the beats (the wearer's
+    normal is the majority). Else None."""
+    s = np.asarray(s, dtype=np.float64)
+    n = len(s)
+    if n < MIN_BEATS or np.ptp(s) == 0:
+        return None
+    low = s <= np.quantile(s, 0.6)
+    weight = np.array([low.mean(), 1 - low.mean()])
+    mean = np.array([s[low].mean(), s[~low].mean()])
+    sd = np.array([s[low].std(), s[~low].std()]) + 1e-9
+    for _ in range(steps):
+        density = weight / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * np.square((s[:, None] - mean) / sd))
+        resp = density / np.maximum(density.sum(axis=1, keepdims=True), 1e-300)
+        count = np.maximum(resp.sum(axis=0), 1e-12)
+        weight, mean = count / n, (resp * s[:, None]).sum(axis=0) / count
+        sd = np.sqrt((resp * np.square(s[:, None] - mean)).sum(axis=0) / count) + 1e-9
+    density = weight / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * np.square((s[:, None] - mean) / sd))
+    two = np.log(np.maximum(density.sum(axis=1), 1e-300)).sum()
+    one = -0.5 * n * (1 + math.log(2 * math.pi * max(s.var(), 1e-300)))
+    gain = (-2 * one + 2 * math.log(n)) - (-2 * two + 5 * math.log(n))
+    up = int(np.argmax(mean))
+    separation = math.sqrt(2) * abs(mean[1] - mean[0]) / math.sqrt(sd[0] ** 2 + sd[1] ** 2)
+    compact = mean[up] - mean[1 - up] > GROUPS_COMPACT * sd[up]
+    if gain > GROUPS_BIC and separation > GROUPS_SEPARATION and compact and weight[up] < 0.5:
+        return density[:, 1 - up] >= density[:, up], float(mean[1 - up]), float(sd[1 - up])
+    return None
 
 
 def _own_samples(model, rr: np.ndarray | None) -> int:
@@ -421,3 +469,4 @@ def _trimmed_gaussian(z: np.ndarray, steps: int = 20) -> tuple[np.ndarray, np.nd
             break
         keep = new
     return center, np.linalg.inv(cov)
+

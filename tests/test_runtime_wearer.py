@@ -227,3 +227,20 @@ def test_premature_ventricular_beats_are_flagged_and_their_neighbours_not(model,
     ventricular = sym[nearest] == "V"
     assert ventricular.mean() > 0.15
     assert result.flag[later][ventricular].mean() >= 0.9 and result.flag[later][~ventricular].mean() <= 0.1
+
+
+def test_a_large_abnormal_group_is_found_and_a_skewed_normal_one_is_left_whole():
+    """Two clear score groups (30 % abnormal) set the threshold on the lower one; one skewed group rarely
+    splits (a wrong split would put the threshold inside the wearer's normal tail)."""
+    rng = np.random.default_rng(0)
+    found = [wearer._abnormal_group(np.r_[rng.normal(0, 1, 7 * n), rng.normal(6, 1, 3 * n)]) for n in (5, 15, 30)
+             for _ in range(20)]
+    assert sum(g is not None for g in found) >= 58  # of 60; from 50 beats up
+    normal, mean, sd = found[-1]
+    assert normal[:210].all() and not normal[210:].any() and abs(mean) < 0.3 and 0.8 < sd < 1.2
+    threshold, kept = wearer._threshold(np.r_[rng.normal(0, 1, 210), rng.normal(6, 1, 90)], 0.01)
+    assert 2.0 < threshold < 3.0 and kept == 210
+    skewed = [rng.normal(size=150), rng.standard_t(3, 150), rng.lognormal(0, 1, 150), rng.laplace(size=150)]
+    splits = sum(wearer._abnormal_group(s) is not None for s in skewed) + sum(
+        wearer._abnormal_group(rng.lognormal(0, 0.5, 150)) is not None for _ in range(40))
+    assert splits <= 4  # of 44
