@@ -84,25 +84,32 @@ def _write(out: str, arr: np.ndarray) -> int:
     return 0
 
 
-def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """(beats [B, 1, L] float32, index [B]): the R-peak sample of each beat cut from a signal, else its row."""
+def read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray | None, float | None, np.ndarray | None]:
+    """(signal, fs, None) for a raw signal (.npy/.csv with --fs) or WFDB record, (None, None, beats [B, 1, L])
+    for beats one per row: how every command that takes INPUT reads it."""
     path = Path(args.input)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         arr = read_array(path, "INPUT")
         if args.fs is None:
-            beats = validate.as_beats(arr, model.input_length, f"INPUT {shown(path)}")
-            return beats, np.arange(len(beats))
-        signal, fs = arr, args.fs
-    else:
-        if args.fs is not None:
-            raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
-                             f"received --fs {args.fs} with {shown(path)!r}")
-        signal, fs = read_wfdb(path, args.lead)
+            return None, None, validate.as_beats(arr, model.input_length, f"INPUT {shown(path)}")
+        return arr, validate.sample_rate(args.fs, "--fs"), None
+    if args.fs is not None:
+        raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
+                         f"received --fs {args.fs} with {shown(path)!r}")
+    signal, fs = read_wfdb(path, args.lead)
+    return signal, fs, None
+
+
+def _read_input(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(beats [B, 1, L] float32, index [B]): the R-peak sample of each beat cut from a signal, else its row."""
+    signal, fs, beats = read_input(model, args)
+    if beats is not None:
+        return beats, np.arange(len(beats))
     try:
         beats, index = model.beats_from_signal(signal, fs)
     except InputError as e:
-        raise InputError(f"INPUT {shown(path)}: {e}") from None
-    print(f"{len(beats)} beats cut from {shown(path)} ({np.asarray(signal).size} samples at {fs:g} Hz)")
+        raise InputError(f"INPUT {shown(args.input)}: {e}") from None
+    print(f"{len(beats)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz)")
     return beats, index
 
 

@@ -4,14 +4,13 @@ their beats against it. numpy + onnxruntime only."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-from . import validate, wearer
+from . import wearer
+from .cli import read_input
 from .errors import InputError
 from .files import shown
-from .io import read_array
 from .model import Model
 
 
@@ -32,27 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
 
 
-def read_signal_or_beats(model: Model, args: argparse.Namespace) -> tuple[np.ndarray | None, float | None,
-                                                                         np.ndarray | None]:
-    """(signal, fs, None) for a raw signal or WFDB record, (None, None, beats) for beats one per row."""
-    from .cli import ARRAY_SUFFIXES, read_wfdb
-
-    path = Path(args.input)
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        arr = read_array(path, f"INPUT {shown(path)}")
-        if args.fs is None:
-            return None, None, validate.as_beats(arr, model.input_length, f"INPUT {shown(path)}")
-        return arr, validate.sample_rate(args.fs, "--fs"), None
-    if args.fs is not None:
-        raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
-                         f"received --fs {args.fs} with {shown(path)!r}")
-    signal, fs = read_wfdb(path, args.lead)
-    return signal, fs, None
-
-
 def run(args: argparse.Namespace) -> int:
     model = Model.load(args.bundle, threads=args.threads)
-    signal, fs, beats = read_signal_or_beats(model, args)
+    signal, fs, beats = read_input(model, args)
     try:
         if signal is None:
             if args.seconds is not None:
@@ -81,7 +62,7 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
         profile = wearer.WearerProfile.load(args.profile)
         profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
     limit = profile.threshold if profile is not None else model.decision_threshold(args.threshold)
-    signal, fs, beats = read_signal_or_beats(model, args)
+    signal, fs, beats = read_input(model, args)
     if signal is None:
         scores = model.score(beats) if profile is None else wearer.score_beats(model, beats, None, profile)[0]
         index, usable = np.arange(len(beats)), np.ones(len(beats), dtype=bool)
