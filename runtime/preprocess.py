@@ -248,13 +248,7 @@ def cut_beats(signal: np.ndarray, fs: float, prep: Preprocessing) -> CutBeats:
     a full window are not returned, but still count as the previous beat of the next one. Raises
     InputError as ``conditioned`` does, and when no beat has a full window.
     """
-    x = conditioned(signal, fs, prep)
-    peaks = detect_r_peaks(x, prep.sample_rate)
-    windows, keep = window_beats(x, peaks, prep.pre, prep.length)
-    if len(keep) == 0:
-        raise InputError(f"signal: expected at least one detectable heartbeat with a full window, "
-                         f"received {x.size} samples with {len(peaks)} R peaks, none windowable")
-    where = _input_index(peaks, fs, prep)
+    peaks, where, windows, keep = _windows(signal, fs, prep)
     raw = np.asarray(signal, dtype=np.float64).reshape(-1)
     usable, reason = beat_quality(raw, fs, where, window_end(prep, fs))
     rr = rr_between_usable(where, usable, fs)
@@ -262,8 +256,20 @@ def cut_beats(signal: np.ndarray, fs: float, prep: Preprocessing) -> CutBeats:
     return CutBeats(normalise_beats(windows, prep.eps), where[keep], rr[keep], usable[keep], reason[keep], gap[keep])
 
 
+def _windows(signal: np.ndarray, fs: float, prep: Preprocessing,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(R peaks at the model's rate, R peaks in the input, windows of the windowable ones, their indices)."""
+    x = conditioned(signal, fs, prep)
+    peaks = detect_r_peaks(x, prep.sample_rate)
+    windows, keep = window_beats(x, peaks, prep.pre, prep.length)
+    if len(keep) == 0:
+        raise InputError(f"signal: expected at least one detectable heartbeat with a full window, "
+                         f"received {x.size} samples with {len(peaks)} R peaks, none windowable")
+    return peaks, _input_index(peaks, fs, prep), windows, keep
+
+
 def beats_from_signal(signal: np.ndarray, fs: float, prep: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
-    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input): see
-    ``cut_beats``."""
-    cut = cut_beats(signal, fs, prep)
-    return cut.beats, cut.r_peak
+    """Raw single-lead ECG -> (normalised beats [N, L] float32, R-peak sample index in the input), cut as
+    ``cut_beats`` cuts them, without the quality gate (which only scoring uses)."""
+    _, where, windows, keep = _windows(signal, fs, prep)
+    return normalise_beats(windows, prep.eps), where[keep]
