@@ -237,9 +237,8 @@ def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
 
 
 def _held(w: np.ndarray, fs: float) -> np.ndarray:
-    """One value held for a long run (a dropout), or no activity at all (lead off)."""
-    dead = np.ptp(w, axis=1) == 0
-    return dead | _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1)
+    """One value held for a long run: a dropout (no activity at all is ``_weak``'s)."""
+    return _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1)
 
 
 def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
