@@ -209,25 +209,30 @@ def own_window(model, beats: np.ndarray, template: np.ndarray, next_gap: np.ndar
     """Windows [N, 1, L] in which, from NEXT_ONSET_S before a next beat that lies inside the window on, the
     wearer's median beat replaces the signal: the encoder averages over the whole window, so an early
     ventricular beat there would change how it codes this beat."""
-    prep = model.preprocessing
-    if next_gap is None or prep.pre is None or prep.sample_rate is None:
+    onset = _next_onset(model, next_gap)
+    if onset is None:
         return beats
-    gap = np.asarray(next_gap, dtype=np.int64)
-    start = np.where(gap < prep.length - prep.pre, prep.pre + gap - int(round(NEXT_ONSET_S * prep.sample_rate)),
-                     model.input_length)
-    after = np.arange(model.input_length)[None, :] >= start[:, None]
+    after = np.arange(model.input_length)[None, :] >= onset[:, None]
     return np.where(after[:, None, :], template.astype(np.float32)[None, None, :], beats)
 
 
 def own_mask(model, own_samples: int, n: int, next_gap: np.ndarray | None) -> np.ndarray:
     """[n, L] True on each beat's own part of its window: the first ``own_samples``, cut NEXT_ONSET_S before a
     next beat that comes sooner (never shorter than the window's part before R plus one sample)."""
-    end = np.full(n, own_samples)
-    prep = model.preprocessing
-    if next_gap is not None and prep.pre is not None and prep.sample_rate is not None:
-        onset = int(round(NEXT_ONSET_S * prep.sample_rate))
-        end = np.clip(prep.pre + np.asarray(next_gap, dtype=np.int64) - onset, prep.pre + 1, own_samples)
+    onset = _next_onset(model, next_gap)
+    end = np.full(n, own_samples) if onset is None else np.clip(onset, model.preprocessing.pre + 1, own_samples)
     return np.arange(model.input_length)[None, :] < end[:, None]
+
+
+def _next_onset(model, next_gap: np.ndarray | None) -> np.ndarray | None:
+    """Per beat, the window sample NEXT_ONSET_S before the next beat's R peak, or the window's length when no
+    next beat lies inside the window (``next_gap`` at its cap); None for pre-cut beats or no ``next_gap``."""
+    prep = model.preprocessing
+    if next_gap is None or prep.pre is None or prep.sample_rate is None:
+        return None
+    gap = np.asarray(next_gap, dtype=np.int64)
+    return np.where(gap < prep.length - prep.pre, prep.pre + gap - int(round(NEXT_ONSET_S * prep.sample_rate)),
+                    model.input_length)
 
 
 def _log(v: np.ndarray) -> np.ndarray:

@@ -244,3 +244,12 @@ def test_a_large_abnormal_group_is_found_and_a_skewed_normal_one_is_left_whole()
     splits = sum(wearer._abnormal_group(s) is not None for s in skewed) + sum(
         wearer._abnormal_group(rng.lognormal(0, 0.5, 150)) is not None for _ in range(40))
     assert splits <= 4  # of 44
+
+
+def test_a_next_beat_beyond_the_window_does_not_cut_the_own_part(model):
+    """next_gap at its cap means no next beat in the window: the own part is the profile's, however long."""
+    prep, length = model.preprocessing, model.input_length
+    capped = np.full(3, prep.length - prep.pre)
+    np.testing.assert_array_equal(wearer.own_mask(model, length, 3, capped), wearer.own_mask(model, length, 3, None))
+    early = wearer.own_mask(model, length, 1, np.array([int(0.5 * prep.sample_rate)]))
+    assert early.sum() == prep.pre + int(0.5 * prep.sample_rate) - int(round(wearer.NEXT_ONSET_S * prep.sample_rate))
