@@ -15,6 +15,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,13 +263,13 @@ def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_his
     rr_arr = _as_rr(rr, len(x))
     history = None if rr_history is None else validate.as_numeric(rr_history, "rr_history").astype(np.float64)
     prem = None if rr_arr is None else prematurity(rr_arr, history)
-    keep = _usable_rows(usable, len(x))
-    scores, z = np.full(len(x), np.nan), np.full((len(x), model.latent_dim), np.nan, np.float32)
-    if keep.size:
-        feats, z[keep] = features(model, x[keep], None if prem is None else prem[keep], profile,
-                                  None if next_gap is None else np.asarray(next_gap)[keep])
-        scores[keep] = combine(feats, profile.score, profile.feature_center, profile.feature_scale)
-    return scores, z
+
+    def score(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats, z = features(model, x[keep], None if prem is None else prem[keep], profile,
+                            None if next_gap is None else np.asarray(next_gap)[keep])
+        return combine(feats, profile.score, profile.feature_center, profile.feature_scale), z
+
+    return _usable_only(model, len(x), usable, score)
 
 
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
@@ -281,10 +282,7 @@ def score_batch(model, beats: object, rr: object, profile: WearerProfile | None,
     if profile is None:
         limit = model.decision_threshold()
         x = validate.as_beats(beats, model.input_length)
-        keep = _usable_rows(usable, len(x))
-        scores, z = np.full(len(x), np.nan), np.full((len(x), model.latent_dim), np.nan, np.float32)
-        if keep.size:
-            scores[keep], z[keep] = model.score_and_encode(x[keep])
+        scores, z = _usable_only(model, len(x), usable, lambda keep: model.score_and_encode(x[keep]))
     else:
         limit = profile.threshold
         scores, z = score_beats(model, beats, rr, profile, rr_history, usable, next_gap)
@@ -344,6 +342,16 @@ def _feature_stats(feats: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Median and robust SD of each feature over the baseline beats."""
     location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
     return location, {f: _robust_sd(v, location[f]) for f, v in feats.items()}
+
+
+def _usable_only(model, n: int, usable: np.ndarray | None,
+                 score: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(scores [n], latents [n, latent]) from ``score(rows)`` on the usable rows only; NaN for the others."""
+    keep = _usable_rows(usable, n)
+    scores, z = np.full(n, np.nan), np.full((n, model.latent_dim), np.nan, np.float32)
+    if keep.size:
+        scores[keep], z[keep] = score(keep)
+    return scores, z
 
 
 def _usable_rows(usable: np.ndarray | None, n: int) -> np.ndarray:
