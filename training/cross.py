@@ -208,15 +208,17 @@ def ventricular_sweep(model: Model, scores: tuple[str, ...], far: float, seconds
     _, _, ann, symbols = _mitdb100()
     n = int(VENTRICULAR_MINUTES * 60 * fs)
     ann = ann[np.isin(symbols, list("NAV")) & (ann < n - int(fs))]
+
+    def signals():  # one signal in memory at a time
+        for every, shape in VENTRICULAR:
+            yield f"every {every}, {shape}", with_ventricular_beats(v5[:n, 0], fs, ann, every, 0.04, 1.0, shape)
+        for lo, hi in MULTIFORM:
+            yield f"every {lo}-{hi}, multiform", with_multiform_beats(v5[:n, 0], fs, ann, (lo, hi))
+
     out = {}
-    for every, shape in VENTRICULAR:
-        x, ref, sym = with_ventricular_beats(v5[:n, 0], fs, ann, every, 0.04, 1.0, shape)
+    for name, (x, ref, sym) in signals():
         case = Case("ventricular", "", x, fs, ref, sym)
-        out[f"every {every}, {shape}"] = {s: figures(run_case(model, case, s, far, seconds), "N") for s in scores}
-    for lo, hi in MULTIFORM:
-        x, ref, sym = with_multiform_beats(v5[:n, 0], fs, ann, (lo, hi))
-        case = Case("ventricular", "", x, fs, ref, sym)
-        out[f"every {lo}-{hi}, multiform"] = {s: figures(run_case(model, case, s, far, seconds), "N") for s in scores}
+        out[name] = {s: figures(run_case(model, case, s, far, seconds), "N") for s in scores}
     return out
 
 
