@@ -92,7 +92,8 @@ def import_ray():
         import ray
         import ray.data
     except ImportError:
-        raise EcgaeError("--workers > 1 and --ray need Ray, which is not installed: pip install 'ecgae[archive]'") \
+        raise EcgaeError("--workers > 1 and --ray need Ray, which is not installed: "
+                         "pip install '.[archive]' in the ecgae source folder") \
             from None
     return ray
 

@@ -143,7 +143,8 @@ def _read_wfdb(path: str):
     try:
         import wfdb
     except ImportError:
-        raise InputError("reading WFDB records needs wfdb: pip install 'ecgae[archive]'") from None
+        raise InputError("reading WFDB records needs wfdb: "
+                         "pip install '.[archive]' in the ecgae source folder") from None
     try:
         rec = wfdb.rdrecord(path)
     except Exception as e:  # wfdb raises plain ValueError/OSError/... for damaged records
@@ -158,7 +159,7 @@ def _read_edf(path: str):
     try:
         import edfio
     except ImportError:
-        raise InputError("reading EDF files needs edfio: pip install 'ecgae[archive]'") from None
+        raise InputError("reading EDF files needs edfio: pip install '.[archive]' in the ecgae source folder") from None
     try:
         edf = edfio.read_edf(path)
         signals = list(edf.signals)  # EDF+ annotation signals are not among them

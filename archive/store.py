@@ -26,7 +26,8 @@ def pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise EcgaeError("score-archive needs pyarrow, which is not installed: pip install 'ecgae[archive]'") from None
+        raise EcgaeError("score-archive needs pyarrow, which is not installed: "
+                         "pip install '.[archive]' in the ecgae source folder") from None
     return pa, pq
 
 
