@@ -106,7 +106,6 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]
         model, cfg = load_model(run)
         kind, data, length = cfg["train"]["model"], cfg["train"]["data"], cfg["train"]["length"]
         split = read_run_json(run, "split.json")
-        test = np.asarray(split["test"], dtype=np.int64)
         metrics = read_run_json(run, "metrics.json")
         summary = {"anomaly": metrics["anomaly"], "last_epoch": metrics["epochs"][-1],
                    "test_recon_mse": metrics["test_recon_mse"]}
@@ -127,16 +126,25 @@ def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]
     if beats.shape[1] != cfg["length"]:
         raise InputError(f"run {run}: data {data!r} gives beats of length {beats.shape[1]}, "
                          f"expected L={cfg['length']} from config.json")
-    if len(test) == 0 or test.min() < 0 or test.max() >= len(beats):
-        raise InputError(f"run {run}: split.json test indices: expected a non-empty subset of 0..{len(beats) - 1}, "
-                         f"received {len(test)} indices" + (f" in {test.min()}..{test.max()}" if len(test) else ""))
-    if "val" not in split:
-        raise InputError(f"run {run}: expected key 'val' in its split.json, missing")
-    val = np.asarray(split["val"], dtype=np.int64)
-    if len(val) == 0 or val.min() < 0 or val.max() >= len(beats):
-        raise InputError(f"run {run}: split.json val indices: expected a non-empty subset of 0..{len(beats) - 1}, "
-                         f"received {len(val)} indices")
+    test, val = (_split_rows(run, split, key, len(beats)) for key in ("test", "val"))
     return model, cfg, summary, beats[test[:N_PARITY], None, :], beats[val]
+
+
+def _split_rows(run: Path, split: dict, key: str, n: int) -> np.ndarray:
+    """The row indices of one part of a run's split.json, checked against the data's ``n`` rows."""
+    if key not in split:
+        raise InputError(f"run {run}: expected key {key!r} in its split.json, missing")
+    try:
+        rows = np.asarray(split[key], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        rows = None
+    if rows is None or rows.ndim != 1:
+        raise InputError(f"run {run}: split.json {key} indices: expected a list of integers, received "
+                         f"{split[key]!r:.60}")
+    if len(rows) == 0 or rows.min() < 0 or rows.max() >= n:
+        raise InputError(f"run {run}: split.json {key} indices: expected a non-empty subset of 0..{n - 1}, "
+                         f"received {len(rows)} indices" + (f" in {rows.min()}..{rows.max()}" if len(rows) else ""))
+    return rows
 
 
 def _check_target(out: Path, force: bool) -> None:

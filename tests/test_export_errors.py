@@ -125,3 +125,12 @@ def test_naive_export_is_refused_for_an_arch_without_a_literal_decoder(tmp_path)
     m = export_run(tmp_path / "run", tmp_path / "bundle", log=lambda *_: None)
     assert m["model"]["decoder_graph"] == "rewritten" and m["parity"]["passed"]
     assert m["graphs"]["decoder"]["macs_per_beat"] == m["graphs"]["decoder"]["macs_per_beat_literal"]
+
+
+@pytest.mark.parametrize("value", ['"abc"', "3", "[[1]]", '["x"]'])
+def test_a_split_part_that_is_not_a_list_of_integers_is_refused_by_name(run_copy, tmp_path, value):
+    split = json.loads((run_copy / "split.json").read_text())
+    split["val"] = json.loads(value)
+    (run_copy / "split.json").write_text(json.dumps(split))
+    with pytest.raises(InputError, match="split.json val indices: expected a list of integers"):
+        export_run(run_copy, tmp_path / "b")
