@@ -19,6 +19,7 @@ from ..training.build_dataset import BUNDLED
 from ..training.build_others import load_record
 from ..training.datasets import BAND_HZ, MODEL_RATE, PRE, WINDOW
 from ..training.synthetic import with_ventricular_beats
+from .markdown import table
 
 MATCH_S = 0.15  # EC57's match window
 # MIT-BIH beat symbols by AAMI class; everything else (rhythm, noise, comments) is not a beat
@@ -229,35 +230,36 @@ def pct(v: float | None) -> str:
 
 def markdown(d: dict) -> list[str]:
     """The detector section as Markdown lines."""
+    stress = [[r["condition"], pct(r["se"]), pct(r["ppv"]), str(r["fn"]), str(r["fp"]),
+               f"{r['offset_median_abs_samples']:.0f} / {r['offset_p95_abs_samples']:.0f}"] for r in d["stress"]]
+    ventricular = []
+    for r in d["ventricular"]:
+        v = r["by_class"]["V"]
+        ventricular.append([r["pattern"], r["shape"], f"{r['qrs_sd_ms']:.0f}", str(r["size"]), pct(r["se"]),
+                            pct(r["ppv"]), f"{v['found']}/{v['beats']}", f"{v['offset_median_abs_samples']:.0f}"])
     lines = ["## Beat detection", "",
              "The runtime's own path (resample to the model rate, the bundle's band-pass, the QRS detector), "
              f"matched to the reference annotations within {d['match_window_s'] * 1e3:.0f} ms (ANSI/AAMI EC57). "
              "Offsets are |detection - annotation| in samples at the condition's rate (MIT-BIH's annotations "
              "are placed on MLII, so V5's offsets include the lead's own delay).", "",
-             "| record 100 condition | Se % | +P % | FN | FP | offset median / p95 (samples) |",
-             "|---|---|---|---|---|---|"]
-    for r in d["stress"]:
-        lines.append(f"| {r['condition']} | {pct(r['se'])} | {pct(r['ppv'])} | {r['fn']} | {r['fp']} | "
-                     f"{r['offset_median_abs_samples']:.0f} / {r['offset_p95_abs_samples']:.0f} |")
-    lines += ["", "Synthetic ventricular beats in record 100's MLII (wide QRS of the given sd, upright, "
-              "inverted or biphasic, a discordant T wave, premature at 0.65 RR with a compensatory pause; a "
-              "test of width and polarity, not of real PVC variety):", "",
-              "| pattern | shape | QRS sd ms | size x R | Se % | +P % | V found | V offset median |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in d["ventricular"]:
-        v = r["by_class"]["V"]
-        lines.append(f"| {r['pattern']} | {r['shape']} | {r['qrs_sd_ms']:.0f} | {r['size']} | {pct(r['se'])} | "
-                     f"{pct(r['ppv'])} | {v['found']}/{v['beats']} | {v['offset_median_abs_samples']:.0f} |")
+             *table(["record 100 condition", "Se %", "+P %", "FN", "FP", "offset median / p95 (samples)"], stress),
+             "", "Synthetic ventricular beats in record 100's MLII (wide QRS of the given sd, upright, "
+             "inverted or biphasic, a discordant T wave, premature at 0.65 RR with a compensatory pause; a "
+             "test of width and polarity, not of real PVC variety):", "",
+             *table(["pattern", "shape", "QRS sd ms", "size x R", "Se %", "+P %", "V found", "V offset median"],
+                    ventricular)]
     if "agreement" in d:
+        agreement = []
+        for r in d["agreement"]:
+            x, c = r["agreement_vs_xqrs"], r["agreement_vs_lead_consensus"]
+            agreement.append([r["record"], r["lead"], f"{r['fs']:.0f}", str(r["runtime_beats"]),
+                              str(r["xqrs_beats"]), f"{pct(x['se'])} / {pct(x['ppv'])}",
+                              f"{pct(c['se'])} / {pct(c['ppv'])}"])
         lines += ["", "Unannotated records: beats found per lead, agreement with wfdb's XQRS (XQRS as "
                   "reference) and with the runtime's own consensus over the record's leads (beats found in at "
                   "least half of them):", "",
-                  "| record | lead | fs | runtime beats | XQRS beats | Se / +P vs XQRS % | Se / +P vs consensus % |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in d["agreement"]:
-            x, c = r["agreement_vs_xqrs"], r["agreement_vs_lead_consensus"]
-            lines.append(f"| {r['record']} | {r['lead']} | {r['fs']:.0f} | {r['runtime_beats']} | {r['xqrs_beats']} | "
-                         f"{pct(x['se'])} / {pct(x['ppv'])} | {pct(c['se'])} / {pct(c['ppv'])} |")
+                  *table(["record", "lead", "fs", "runtime beats", "XQRS beats", "Se / +P vs XQRS %",
+                          "Se / +P vs consensus %"], agreement)]
     else:
         lines += ["", f"Agreement with XQRS not measured: {d['agreement_skipped']}"]
     s = d["speed"]

@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from ..runtime import Model
 from ..runtime.bundle import variant, variant_key
+from .markdown import table
 from .measure import Settings, measure_peers
 from .memory import runtime_peak_rss
 from .peers import INPUT_OF, Peer, ort_peer
@@ -195,23 +196,18 @@ def format_target(value: float | None, unit: str) -> str:
             "x": _fmt(value, ".2f") + "x"}[unit] if value is not None else "—"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def markdown(e: dict) -> list[str]:
     """The report section: targets, then one table per kind of figure, then the kernel profile."""
     lines = ["## Edge formats: FP32 vs INT8 vs ORT format", "",
              f"Every variant timed in this run by the same loops (1 thread, ORT_ENABLE_ALL): p50 latency at batch 1; "
              f"throughput at batch {e['batch']} from the median of {e['rounds']} calls, the variants taking turns "
              "call by call; accuracy on the training data's held-out beats.", ""]
-    lines += _table(["target", "measured", "required", "met"],
+    lines += table(["target", "measured", "required", "met"],
                     [[t["text"], format_target(t["measured"], t["unit"]),
                       f"{t['compare']} {format_target(t['threshold'], t['unit'])}",
                       {True: "**yes**", False: "**no**", None: f"not measured: {t['note']}"}[t["met"]]]
                      for t in e["targets"]])
-    lines += ["", *_table(["variant", "encoder bytes", "decoder bytes", "total", "vs FP32"],
+    lines += ["", *table(["variant", "encoder bytes", "decoder bytes", "total", "vs FP32"],
                           [[r["variant"], f"{r['encoder']:,}", f"{r['decoder']:,}", f"{r['total']:,}",
                             f"{r['vs_fp32']:.2f}x"] for r in e["bytes"]])]
     rows = []
@@ -220,10 +216,10 @@ def markdown(e: dict) -> list[str]:
         rows.append([v, *(f"{cells[op]['p50_us']:,.1f}" for op in ("encode", "decode", "reconstruct")),
                      *(f"{_fmt(cells[op]['beats_per_s'], ',.0f')} ({_fmt(cells[op]['vs_fp32'], '.2f')}x)"
                        for op in ("encode", "decode", "reconstruct"))])
-    lines += ["", *_table(["variant", "encode p50 µs, batch 1", "decode p50 µs", "reconstruct p50 µs",
+    lines += ["", *table(["variant", "encode p50 µs, batch 1", "decode p50 µs", "reconstruct p50 µs",
                            f"encode beats/s, batch {e['batch']} (vs FP32)", "decode beats/s", "reconstruct beats/s"],
                           rows)]
-    lines += ["", *_table(["variant", "latent max abs vs FP32", "recon MSE", "MSE change", "AUC", "AUC change",
+    lines += ["", *table(["variant", "latent max abs vs FP32", "recon MSE", "MSE change", "AUC", "AUC change",
                            "threshold", "flagged"],
                           [[a["variant"], f"{a['latent_max_abs_vs_fp32']:.2e}", f"{a['recon_mse']:.4f}",
                             f"{a['recon_mse_change']:+.2%}", _fmt(a["auc"], ".4f"), _fmt(a["auc_change"], "+.4f"),
@@ -241,4 +237,4 @@ def markdown(e: dict) -> list[str]:
     lines += ["", f"### Kernels onnxruntime ran, batch {e['batch']}, 1 thread (its own profile)", ""]
     rows = [[graph, ", ".join(f"{k['kernel']} {k['us_per_run']:,.0f} µs ({k['share']:.0%})" for k in kernels[:6])]
             for graph, kernels in e["kernel_profile"].items()]
-    return lines + _table(["graph", "kernels, µs per run (share)"], rows)
+    return lines + table(["graph", "kernels, µs per run (share)"], rows)

@@ -7,14 +7,10 @@ from pathlib import Path
 
 from ..runtime.io import atomic_write_bytes
 from . import detection, edge, monitor
+from .markdown import table
 from .ratios import COMPARISONS, find
 
 OP_ORDER = ("encode", "decode", "reconstruct")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -41,7 +37,7 @@ def _targets(r: dict) -> list[str]:
         margin = "" if t["margin"] is None else f"{t['margin']:.2f}"
         rows.append([t["text"], format_value(t["measured"], t["unit"]),
                      f"{t['compare']} {format_value(t['threshold'], t['unit'])}", margin, met])
-    return _table(["target", "measured", "required", "margin (< 1: missed by that factor)", "met"], rows)
+    return table(["target", "measured", "required", "margin (< 1: missed by that factor)", "met"], rows)
 
 
 def _latency(r: dict) -> list[str]:
@@ -51,13 +47,13 @@ def _latency(r: dict) -> list[str]:
         two = find(r["latency"], peer=peer, op=op, threads=2) or {}
         rows.append([op, peer, *(_num(one.get(k), ",.1f") for k in ("p50_us", "p90_us", "p99_us")),
                      _num(two.get("p50_us"), ",.1f")])
-    return _table(["op", "peer", "p50", "p90", "p99", "p50, 2 threads"], rows)
+    return table(["op", "peer", "p50", "p90", "p99", "p50, 2 threads"], rows)
 
 
 def _overhead(r: dict) -> list[str]:
     rows = [[o["op"], _num(o["ort_p50_us"], ",.1f"), _num(o["runtime_p50_us"], ",.1f"), f"{o['ratio']:.2f}x"]
             for o in r["overhead"]]
-    return _table(["op", "raw onnxruntime p50 (µs)", "`ecgae.runtime.Model` p50 (µs)", "cost ratio"], rows)
+    return table(["op", "raw onnxruntime p50 (µs)", "`ecgae.runtime.Model` p50 (µs)", "cost ratio"], rows)
 
 
 def _throughput(r: dict) -> list[str]:
@@ -67,7 +63,7 @@ def _throughput(r: dict) -> list[str]:
         for threads in r["settings"]["threads"]:
             cells = [find(r["throughput"], peer=peer, op=op, threads=threads, batch=b) for b in batches]
             rows.append([op, peer, str(threads)] + [_num(c and c["beats_per_s"], ",.0f") for c in cells])
-    return _table(["op", "peer", "threads", *(f"batch {b}" for b in batches)], rows)
+    return table(["op", "peer", "threads", *(f"batch {b}" for b in batches)], rows)
 
 
 def _speedups(r: dict) -> list[str]:
@@ -82,7 +78,7 @@ def _speedups(r: dict) -> list[str]:
                      for b in batches]
             rows.append([f"{fast} vs {slow}", op, _num(lat["speedup"], ",.1f")]
                         + [_num(c and c["speedup"], ",.1f") for c in cells])
-    return _table(["candidate vs baseline", "op", "p50 latency, batch 1", *(f"beats/s, batch {b}" for b in batches)],
+    return table(["candidate vs baseline", "op", "p50 latency, batch 1", *(f"beats/s, batch {b}" for b in batches)],
                   rows)
 
 
@@ -97,7 +93,7 @@ def _compute(r: dict) -> list[str]:
     batch = 256 if 256 in measured else max(measured, default=None)
     rows = [[a["op"], a["peer"], f"{a['gmacs']:.2f}", f"{a['fraction_of_matmul']:.1%}"]
             for a in c["achieved"] if a["threads"] == 1 and a["batch"] == batch and a["peer"] != "runtime"]
-    return lines + _table(["op", "peer", f"GMAC/s at batch {batch}, 1 thread", "of matmul"], rows)
+    return lines + table(["op", "peer", f"GMAC/s at batch {batch}, 1 thread", "of matmul"], rows)
 
 
 def _parity(r: dict) -> list[str]:
@@ -105,7 +101,7 @@ def _parity(r: dict) -> list[str]:
     lines = [f"Reference: {p['source']}; {p['n_beats']} beats, {p['n_latents']} latents ~ N(0, I).", ""]
     rows = [[key, level, f"{s['max_abs']:.2e}", f"{s['mean_abs']:.2e}", f"{s['p99_abs']:.2e}"]
             for level, outputs in p["levels"].items() for key, s in outputs.items()]
-    lines += _table(["output", "ORT level", "max abs", "mean abs", "p99 abs"], rows)
+    lines += table(["output", "ORT level", "max abs", "mean abs", "p99 abs"], rows)
     if "naive_decoder_export_parity_passed" in p:
         lines += ["", f"The naive decoder bundle passed its export parity: "
                       f"{'yes' if p['naive_decoder_export_parity_passed'] else 'no'}."]
