@@ -27,7 +27,7 @@ def test_loss_falls_on_real_mitdb_beats(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
-@pytest.mark.parametrize("arch", ["seed", "upsample", "conv"])
+@pytest.mark.parametrize("arch", ["seed", "upsample", "conv", "conv-flat"])
 def test_same_seed_same_weights(tmp_path, kind, arch):
     cfg = TrainConfig(model=kind, arch=arch, data="bundled:ecg5000", epochs=2, seed=3)
     train(cfg, tmp_path / "a", **QUIET)

@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
     d = TrainConfig()
     p.add_argument("--model", choices=["ae", "vae"], default=d.model)
     p.add_argument("--arch", default=d.arch,
-                   help="upsample (corrected decoder, the default), conv (upsampling convolutions), seed (chapter)")
+                   help="upsample (corrected decoder, the default), conv (upsampling convolutions), "
+                        "conv-flat (conv, and an encoder that keeps positions: no global pool), seed (chapter)")
     p.add_argument("--data", default=d.data,
                    help="bundled | bundled:ecg5000 | wfdb:DIR | ucr:FILE | npy:FILE | csv:FILE")
     p.add_argument("--latent-dim", type=int, default=d.latent_dim)

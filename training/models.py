@@ -5,7 +5,8 @@ match the chapter so its code and state_dicts map one to one. The seed decoder r
 L//2 times before a ConvTranspose1d with kernel = stride = L//2, so its output is one L//2-sample
 waveform tiled; that behaviour is pinned by a test and must not be "fixed" here. ``arch="upsample"``
 keeps the same encoder and latent and replaces the decoder with one whose output is a genuine
-L-sample waveform.
+L-sample waveform. ``arch="conv-flat"`` also drops the encoder's final global average pool, the limit on
+reconstruction once the decoder has capacity (README, "Decoder capacity").
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def seed_encoder() -> nn.Sequential:
         nn.ReLU(),
         nn.AdaptiveAvgPool1d(1),
     )
+
+
+def flat_encoder() -> nn.Sequential:
+    """The chapter's encoder without its AdaptiveAvgPool1d(1): the [B,16,T] feature map is flattened, so
+    the head sees where each feature fired (the next beat's QRS, a wide QRS), not only how strongly."""
+    return seed_encoder()[:-1]
+
+
+def encoder_positions(length: int) -> int:
+    """T, the positions the encoder's trunk leaves of L samples: two k5 s3 p2 convolutions around a 2x pool."""
+    return ((((length - 1) // 3 + 1) // 2) - 1) // 3 + 1
 
 
 def seed_decoder(length: int) -> nn.Sequential:
@@ -80,6 +92,7 @@ class _ConvAE(nn.Module):
 
     kind = ""
     arch = ""
+    flat = False  # True: the encoder keeps its T positions (flat_encoder) and the head reads all 16*T features
 
     def __init__(self, input_length: int = 450, latent_dim: int = 2):
         super().__init__()
@@ -88,12 +101,13 @@ class _ConvAE(nn.Module):
             raise ValueError(f"latent_dim: expected an integer >= 1, received {latent_dim!r}")
         self.input_length = input_length
         self.latent_dim = latent_dim
-        self.encoder = seed_encoder()
+        self.encoder = flat_encoder() if self.flat else seed_encoder()
+        self.feature_width = ENCODER_CHANNELS * (encoder_positions(input_length) if self.flat else 1)
         self.decoder_fc = nn.Linear(latent_dim, ENCODER_CHANNELS)
         self.decoder = self.make_decoder(input_length)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder trunk: [B,1,L] -> [B,16]."""
+        """Encoder trunk: [B,1,L] -> [B,16] (the chapter's), or [B,16*T] when ``flat``."""
         return self.encoder(x).flatten(1)  # the chapter's view(B, -1); exports as one Flatten node
 
 
@@ -104,7 +118,7 @@ class _AE(_ConvAE):
 
     def __init__(self, input_length: int = 450, latent_dim: int = 2):
         super().__init__(input_length, latent_dim)
-        self.bottleneck = nn.Linear(ENCODER_CHANNELS, latent_dim)
+        self.bottleneck = nn.Linear(self.feature_width, latent_dim)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.bottleneck(self.features(x))
@@ -125,8 +139,8 @@ class _VAE(_ConvAE):
 
     def __init__(self, input_length: int = 450, latent_dim: int = 2):
         super().__init__(input_length, latent_dim)
-        self.fc_mu = nn.Linear(ENCODER_CHANNELS, latent_dim)
-        self.fc_logvar = nn.Linear(ENCODER_CHANNELS, latent_dim)
+        self.fc_mu = nn.Linear(self.feature_width, latent_dim)
+        self.fc_logvar = nn.Linear(self.feature_width, latent_dim)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
@@ -261,7 +275,22 @@ class ConvVAE(_ConvDecoder, _VAE):
     """Seed encoder, fc_mu and fc_logvar, upsampling convolution decoder."""
 
 
-MODELS = {(cls.kind, cls.arch): cls for cls in (SeedAE, SeedVAE, UpsampleAE, UpsampleVAE, ConvAE, ConvVAE)}
+class FlatConvAE(ConvAE):
+    """The encoder without its global pool (``flat_encoder``), bottleneck, upsampling convolution decoder."""
+
+    arch = "conv-flat"
+    flat = True
+
+
+class FlatConvVAE(ConvVAE):
+    """The encoder without its global pool (``flat_encoder``), fc_mu and fc_logvar, upsampling convolution decoder."""
+
+    arch = "conv-flat"
+    flat = True
+
+
+MODELS = {(cls.kind, cls.arch): cls
+          for cls in (SeedAE, SeedVAE, UpsampleAE, UpsampleVAE, ConvAE, ConvVAE, FlatConvAE, FlatConvVAE)}
 
 
 def build_model(kind: str, arch: str, length: int, latent_dim: int) -> _ConvAE:
