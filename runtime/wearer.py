@@ -405,8 +405,9 @@ def _abnormal_group(s: np.ndarray, steps: int = 200) -> tuple[np.ndarray, float,
     the data say there are two: the two-group fit beats one Gaussian by more than GROUPS_BIC in BIC ("very
     strong" evidence), the groups are separated (Ashman's D > GROUPS_SEPARATION: a clear gap between them),
     the upper one is compact (its mean more than GROUPS_COMPACT of its SDs above the lower one's: a skewed
-    single group splits into a bulk and a broad tail) and it holds less than half the beats (the wearer's
-    normal is the majority). Else None."""
+    single group splits into a bulk and a broad tail), its mean lies beyond INLIER_Z of the lower group's SDs
+    (abnormal by the exclusion's own standard: a model's normal beats may themselves score in two nearby
+    groups) and it holds less than half the beats (the wearer's normal is the majority). Else None."""
     s = np.asarray(s, dtype=np.float64)
     n = len(s)
     if n < MIN_BEATS or np.ptp(s) == 0:
@@ -427,8 +428,9 @@ def _abnormal_group(s: np.ndarray, steps: int = 200) -> tuple[np.ndarray, float,
     gain = (-2 * one + 2 * math.log(n)) - (-2 * two + 5 * math.log(n))
     up = int(np.argmax(mean))
     separation = math.sqrt(2) * abs(mean[1] - mean[0]) / math.sqrt(sd[0] ** 2 + sd[1] ** 2)
-    compact = mean[up] - mean[1 - up] > GROUPS_COMPACT * sd[up]
-    if gain > GROUPS_BIC and separation > GROUPS_SEPARATION and compact and weight[up] < 0.5:
+    gap = mean[up] - mean[1 - up]
+    compact, far = gap > GROUPS_COMPACT * sd[up], gap > INLIER_Z * sd[1 - up]
+    if gain > GROUPS_BIC and separation > GROUPS_SEPARATION and compact and far and weight[up] < 0.5:
         return density[:, 1 - up] >= density[:, up], float(mean[1 - up]), float(sd[1 - up])
     return None
 

@@ -246,6 +246,19 @@ def test_a_large_abnormal_group_is_found_and_a_skewed_normal_one_is_left_whole()
     assert splits <= 4  # of 44
 
 
+def test_two_nearby_score_groups_are_both_normal():
+    """A model's normal beats may score in two groups (here 30 % of them 2.7 SDs above the rest, a compact
+    group: every other test of _abnormal_group passes). Within INLIER_Z of the lower group's SDs the upper
+    one is no more abnormal than the exclusion would call it, so it is not split off: the threshold stays
+    at the whole baseline's 1 % quantile instead of flagging the upper group."""
+    rng = np.random.default_rng(1)
+    s = np.r_[rng.normal(0, 0.6, 210), rng.normal(1.6, 0.2, 90)]
+    assert wearer._abnormal_group(s) is None
+    threshold, kept = wearer._threshold(s, 0.01)
+    assert kept == 300 and np.mean(s > threshold) <= 0.02
+    assert wearer._abnormal_group(np.r_[rng.normal(0, 0.6, 210), rng.normal(3.0, 0.2, 90)]) is not None  # 5 SDs
+
+
 def test_a_next_beat_beyond_the_window_does_not_cut_the_own_part(model):
     """next_gap at its cap means no next beat in the window: the own part is the profile's, however long."""
     prep, length = model.preprocessing, model.input_length
