@@ -2,11 +2,10 @@
 
 Runs the three held-out experiments (training/compression.py, training/restoration.py) on the demo's
 record-100 bundles, draws their figures into ``demo/uses/`` and returns the report's Markdown section.
-The bundles used: every MIT-BIH AE of the ``conv`` arch for compression (any MIT-BIH AE when there is
-none, as in quick mode), the one with the largest latent for denoising, and for gap filling the
-``conv`` model with the largest latent (a VAE when there is one of that size). The demo trains no
-``conv`` VAE: with the chapter's KL weight its posterior collapses on record 100 (training
-reconstruction MSE 0.41 after 31 epochs at latent 8; the AE at latent 2 ends at 0.07).
+The bundles used: every MIT-BIH AE of the ``conv-flat`` and ``conv`` archs for compression (any MIT-BIH
+AE when there is none, as in quick mode); for denoising the one of them that reconstructs best
+(``conv-flat`` first, then the largest latent); for gap filling that AE and the VAE of the same arch and
+latent when there is one (the chapter names filling gaps as a VAE's use).
 """
 
 from __future__ import annotations
@@ -17,15 +16,18 @@ import numpy as np
 
 from .report import table
 
+CAPABLE = ("conv-flat", "conv")  # the archs whose decoders have real capacity, the best reconstruction first
+
 
 def _pick(runs, root: Path) -> dict:
     mitdb = [r for r in runs if r.data == "bundled:mitdb" and not r.train_classes]
-    aes = [r for r in mitdb if r.model == "ae" and r.arch == "conv"] or [r for r in mitdb if r.model == "ae"]
-    best = max(aes, key=lambda r: r.latent)
-    gap = max([r for r in mitdb if r.arch == "conv"] or aes, key=lambda r: (r.latent, r.model == "vae"))
-    return {"compression": {r.name: root / "bundles" / r.name for r in sorted(aes, key=lambda r: r.latent)},
+    aes = [r for r in mitdb if r.model == "ae" and r.arch in CAPABLE] or [r for r in mitdb if r.model == "ae"]
+    best = max(aes, key=lambda r: (r.arch == CAPABLE[0], r.latent))
+    gap = [r for r in mitdb if (r.arch, r.latent) == (best.arch, best.latent)]
+    order = sorted(aes, key=lambda r: (r.arch != CAPABLE[0], r.latent))
+    return {"compression": {r.name: root / "bundles" / r.name for r in order},
             "denoising": (best.name, root / "bundles" / best.name),
-            "gap_filling": (gap.name, root / "bundles" / gap.name)}
+            "gap_filling": {r.name: root / "bundles" / r.name for r in sorted(gap, key=lambda r: r.model != "vae")}}
 
 
 def evaluate_uses(runs, root: Path, quick: bool = False) -> dict:
@@ -35,10 +37,11 @@ def evaluate_uses(runs, root: Path, quick: bool = False) -> dict:
     from .training.restoration import GAPS_MS, SNRS_DB, evaluate_denoising, evaluate_gap_filling
 
     chosen = _pick(runs, root)
-    (den_name, den), (gap_name, gap) = chosen["denoising"], chosen["gap_filling"]
+    den_name, den = chosen["denoising"]
     out = {"compression": evaluate_compression(chosen["compression"], (8,) if quick else BITS),
            "denoising": evaluate_denoising(den, (0,) if quick else SNRS_DB) | {"run": den_name},
-           "gap_filling": evaluate_gap_filling(gap, (50,) if quick else GAPS_MS) | {"run": gap_name}}
+           "gap_filling": [evaluate_gap_filling(path, (50,) if quick else GAPS_MS) | {"run": name}
+                           for name, path in chosen["gap_filling"].items()]}
     _figures(out, root / "uses")
     return out
 
@@ -96,14 +99,15 @@ def _figures(res: dict, folder: Path) -> None:
     ax.legend(fontsize=7)
     save_figure(fig, folder, "denoising_example")
 
-    g = res["gap_filling"]["example"]
+    g = res["gap_filling"][0]["example"]
     hidden = np.flatnonzero(np.asarray(g["observed"]) == 0)
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(g["truth"], "k", lw=1, label="truth")
     ax.plot(hidden, np.asarray(g["linear"])[hidden], lw=1.5, label="linear interpolation")
     ax.plot(hidden, np.asarray(g["model"])[hidden], lw=1.5, label="model (masked reconstruction)")
     ax.axvspan(hidden[0], hidden[-1], color="grey", alpha=0.15)
-    ax.set(xlabel="sample", ylabel="z-scored amplitude", title="A held-out beat of median model error")
+    ax.set(xlabel="sample", ylabel="z-scored amplitude",
+           title=f"A held-out beat of median model error ({res['gap_filling'][0]['run']})")
     ax.legend(fontsize=7)
     save_figure(fig, folder, "gap_filling")
 
@@ -116,8 +120,8 @@ def uses_section(res: dict) -> str:
     den_rows = [[r["noise"], r["snr_in_db"], r["bandpass_db"], r["model_db"], r["blend_db"],
                  r["blend_db"] - r["bandpass_db"]] for r in d["rows"]]
     best = min((r for r in c["rows"] if r["prd_percent"] <= 10), key=lambda r: r["bits_per_second"], default=None)
-    gap_rows = [[r["mask"], r["hidden_samples_per_beat"], r["linear_rmse"], r["model_rmse"],
-                 f"{r['model_better_share']:.0%}"] for r in g["rows"]]
+    gap_rows = [[run["run"], r["mask"], r["hidden_samples_per_beat"], r["linear_rmse"], r["model_rmse"],
+                 f"{r['model_better_share']:.0%}"] for run in g for r in run["rows"]]
     return "\n\n".join([
         "## Compression (`ecgae compress` / `ecgae decompress`)",
         f"The held-out stretch of record 100 ({c['seconds']:.0f} s, {c['beats']} beats found by the runtime) "
@@ -143,12 +147,12 @@ def uses_section(res: dict) -> str:
         table(["noise", "input SNR dB", "band-pass dB", "model estimate dB", "blend dB", "blend - band-pass dB"],
               den_rows),
         "![denoising](uses/denoising.png)\n\n![example](uses/denoising_example.png)",
-        f"## Gap filling (`{g['run']}`)",
-        f"Each of the {g['beats']} held-out beats (z-scored) loses one stretch at a random place, or every sample "
+        "## Gap filling (" + ", ".join(f"`{run['run']}`" for run in g) + ")",
+        f"Each of the {g[0]['beats']} held-out beats (z-scored) loses one stretch at a random place, or every sample "
         "above half its R-peak height (saturation); the hidden samples are filled by masked reconstruction "
-        "(the latent, gain and offset that best fit the observed samples; "
-        f"{g['iterations']} damped Gauss-Newton steps) and by "
+        "(the latent, gain and offset that best fit the observed samples; a VAE's latent is its mean; "
+        f"{g[0]['iterations']} damped Gauss-Newton steps) and by "
         "straight lines. RMS error on the hidden samples, mean over beats:",
-        table(["mask", "hidden samples/beat", "linear RMSE", "model RMSE", "beats model better"], gap_rows),
+        table(["bundle", "mask", "hidden samples/beat", "linear RMSE", "model RMSE", "beats model better"], gap_rows),
         "![gap filling](uses/gap_filling.png)",
     ])
