@@ -62,9 +62,16 @@ def test_conv_run_exports_with_batchnorm_folded_and_parity(tmp_path, kind, arch)
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     train(TrainConfig(model=kind, arch=arch, data="bundled:ecg5000", epochs=1, latent_dim=3), run,
           log=lambda *_: None)
-    export_run(run, bundle, log=lambda *_: None)
+    export_run(run, bundle, int8=arch == "conv-flat" and kind == "ae", log=lambda *_: None)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["parity"]["passed"] and manifest["model"]["arch"] == arch
+    if "int8" in manifest.get("variants", {}):  # the flattened head quantises like the rest: no layer left FP32
+        q = manifest["variants"]["int8"]["quantization"]
+        assert q["fp32_nodes"] == [] and q["validation"]["recon_mse"]["change"] <= q["mse_budget"]
+        nodes = onnx.load(bundle / "encoder.int8.onnx").graph.node
+        made_by = {o: n.op_type for n in nodes for o in n.output}
+        head = [n for n in nodes if n.op_type in ("Gemm", "MatMul")]
+        assert head and all(made_by.get(n.input[1]) == "DequantizeLinear" for n in head)  # 400-wide head in int8
     ops = {n.op_type for n in onnx.load(bundle / "decoder.onnx").graph.node}
     assert "BatchNormalization" not in ops and ops <= QUANTISABLE and {"ConvTranspose", "Conv"} <= ops
     encoder_ops = {n.op_type for n in onnx.load(bundle / "encoder.onnx").graph.node}
