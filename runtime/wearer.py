@@ -24,12 +24,12 @@ import numpy as np
 from . import validate
 from .errors import InputError
 from .io import write_json
+from .robust import INLIER_Z, robust_sd, typical
 
 FORMAT = "ecgae-wearer-profile"
 FORMAT_VERSION = 2  # 2: a premature next beat ends the beat's own part (features changed: calibrate again)
 RR_HISTORY = 8  # previous RR intervals whose mean defines a beat's expected interval (prematurity)
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
-INLIER_Z = 3.5  # baseline beats beyond median + INLIER_Z robust SDs of the score are presumed abnormal
 GROUPS_BIC = 10.0  # BIC gain of two score groups over one that counts as "very strong" evidence (Kass & Raftery)
 GROUPS_SEPARATION = 2.0  # Ashman's D above which two Gaussian groups are clearly apart
 GROUPS_COMPACT = 2.0  # the upper group lies more of its own SDs than this above the lower one: a group, not a tail
@@ -341,7 +341,7 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
 def _feature_stats(feats: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Median and robust SD of each feature over the baseline beats."""
     location = {f: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for f, v in feats.items()}
-    return location, {f: _robust_sd(v, location[f]) for f, v in feats.items()}
+    return location, {f: robust_sd(v, location[f]) for f, v in feats.items()}
 
 
 def _usable_only(model, n: int, usable: np.ndarray | None,
@@ -390,13 +390,7 @@ def _threshold(s: np.ndarray, far: float) -> tuple[float, int]:
         normal, mean, sd = groups
         tail = statistics.NormalDist(mean, sd).inv_cdf(1 - far)
         return max(float(np.quantile(s[normal], 1 - far)), tail), int(normal.sum())
-    keep = np.ones(len(s), dtype=bool)
-    for _ in range(50):
-        center = float(np.median(s[keep]))
-        new = s <= center + INLIER_Z * _robust_sd(s[keep], center)
-        if np.array_equal(new, keep):
-            break
-        keep = new
+    keep = typical(s)
     return float(np.quantile(s[keep], 1 - far)), int(keep.sum())
 
 
@@ -458,13 +452,6 @@ def _as_rr(rr: object, n: int) -> np.ndarray | None:
         raise InputError(f"rr: expected {n} RR intervals in seconds (> 0, NaN when unknown), one per beat, "
                          f"received {arr.size} values, min {np.nanmin(arr) if arr.size else None}")
     return arr
-
-
-def _robust_sd(v: np.ndarray, center: float) -> float:
-    """1.4826 x the median absolute deviation (the SD for Gaussian data), floored so it is never zero."""
-    v = v[np.isfinite(v)]
-    mad = 1.4826 * float(np.median(np.abs(v - center))) if v.size else 0.0
-    return max(mad, 1e-6 * max(abs(center), 1.0), 1e-12)
 
 
 def _trimmed_gaussian(z: np.ndarray, steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
