@@ -33,7 +33,8 @@ from torch import nn
 from ..runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, SEAL
 from ..runtime.errors import EcgaeError, InputError
 from ..runtime.io import atomic_write_bytes
-from ..runtime.restore import calibrate_denoising
+from ..runtime.preprocess import Preprocessing
+from ..runtime.restore import calibrate_denoising, own_part
 from ..runtime.seal import seal
 from ..training.datasets import load_beats
 from ..training.train import load_model, read_run_json
@@ -291,7 +292,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
     expected |= score_outputs(expected, kind, beats)
     taps = prep["filter"]["taps"] if prep.get("filter") else None
     denoising = calibrate_denoising(lambda x: torch_reconstruct(ref, x), val_beats,
-                                    None if taps is None else np.asarray(taps, np.float64))
+                                    None if taps is None else np.asarray(taps, np.float64),
+                                    own_part(Preprocessing.from_dict(prep)))
     reference = {"x": beats[:N_REFERENCE],
                  **{name: expected[f"encoder.{name}"][:N_REFERENCE] for name in enc_outputs},
                  "x_hat": expected["reconstruct.x_hat"][:N_REFERENCE],

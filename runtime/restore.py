@@ -5,7 +5,9 @@ best explain the observed samples: masked reconstruction. z starts at the encodi
 gaps bridged by straight lines and is refined by a few damped Gauss-Newton (Levenberg-Marquardt) steps,
 the Jacobian by finite differences through the decoder graph, so it needs nothing but onnxruntime.
 Denoising: the beat's reconstruction, put back at the gain and offset that best fit the noisy window, blended
-with the window by weights measured at export (``calibrate_denoising``).
+with the window by weights measured at export (``calibrate_denoising``). The model knows the beats it was
+trained on; a beat it cannot reproduce (a ventricular beat, say) keeps its window, and such beats do not
+count towards the batch's noise level.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from .errors import BundleError, InputError
 from .model import Model
-from .preprocess import fir_filter, normalise_beats
+from .preprocess import Preprocessing, fir_filter, normalise_beats
+from .robust import typical
 
 STEP = 1e-3  # finite-difference step in latent units (latents are of order 1)
 CHUNK = 256  # beats per Gauss-Newton batch: its probes take CHUNK x latent decoded windows
@@ -120,7 +123,19 @@ def clean_mse(model: Model) -> float:
 
 CALIBRATION_LEVELS = (0.0, *(10.0 ** np.arange(-3.0, 1.01, 0.5)))  # added noise power, z-scored beats (power 1)
 CLEAN_QUANTILE = 0.9  # residuals up to this quantile of clean validation beats' count as the model's own error
+UNLIKE_QUANTILE = 0.99  # a beat above this quantile of beats at the batch's noise level is one the model cannot
+# reproduce: its window is kept
+OWN_S = (0.2, 0.35)  # seconds before and after R whose residual measures noise: the window's ends hold the
+# neighbouring beats, which a premature or ventricular neighbour makes unlike anything the model saw
 CALIBRATION_SEED = 0
+
+
+def own_part(prep: Preprocessing) -> slice:
+    """The samples of a window that belong to its own beat (OWN_S around R); the whole window for pre-cut beats."""
+    if prep.sample_rate is None or prep.pre is None:
+        return slice(0, prep.length)
+    before, after = (int(round(s * prep.sample_rate)) for s in OWN_S)
+    return slice(max(prep.pre - before, 0), min(prep.pre + after, prep.length))
 
 
 def _estimate(reconstruct: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,20 +146,21 @@ def _estimate(reconstruct: Callable[[np.ndarray], np.ndarray], x: np.ndarray) ->
     return a[:, None] * d + b[:, None], a * a
 
 
-def _residual_power(x: np.ndarray, estimate: np.ndarray, a2: np.ndarray) -> np.ndarray:
-    """Each window's residual power in the reconstruction's units: mean((x - estimate)**2) / a**2."""
-    return ((x - estimate) ** 2).mean(axis=1) / np.maximum(a2, 1e-300)
+def _residual_power(x: np.ndarray, estimate: np.ndarray, a2: np.ndarray, part: slice = slice(None)) -> np.ndarray:
+    """Each window's residual power over ``part`` in the reconstruction's units: mean((x - estimate)**2) / a**2."""
+    return ((x - estimate)[:, part] ** 2).mean(axis=1) / np.maximum(a2, 1e-300)
 
 
 def calibrate_denoising(reconstruct: Callable[[np.ndarray], np.ndarray], beats: np.ndarray,
-                        taps: np.ndarray | None) -> dict:
+                        taps: np.ndarray | None, own: slice = slice(None)) -> dict:
     """The blend weights ``denoise`` uses, measured on clean z-scored beats [N, L] (validation beats).
 
     White noise, band-passed by ``taps`` as the runtime filters a recording, is added at each of
-    ``CALIBRATION_LEVELS``; for each level this records the median residual power of the windows (what
-    ``denoise`` can observe) and, per sample, the weight w_j = <(s - e)(x - e)> / <(x - e)**2> of the window
-    x against the estimate e that minimises the error against the clean beat s. It covers what an
-    assumed error cannot: the model's error differs along the window, and noise leaks into the estimate."""
+    ``CALIBRATION_LEVELS``; for each level this records the median and the UNLIKE_QUANTILE of the windows'
+    residual powers over their ``own`` part (what ``denoise`` can observe) and, per sample, the weight
+    w_j = <(s - e)(x - e)> / <(x - e)**2> of the window x against the estimate e that minimises the error
+    against the clean beat s. It covers what an assumed error cannot: the model's error differs along the
+    window, and noise leaks into the estimate."""
     s = np.asarray(beats, dtype=np.float64)
     n, length = s.shape
     pad = 2 * len(taps) if taps is not None else 0  # filter edges left out
@@ -152,20 +168,22 @@ def calibrate_denoising(reconstruct: Callable[[np.ndarray], np.ndarray], beats: 
     if taps is not None:
         white = fir_filter(white, taps)[pad : pad + n * length]
     white = (white / white.std()).reshape(n, length)
-    residual, weights, clean = [], [], None
+    residual, unlike, weights, clean = [], [], [], None
     for level in CALIBRATION_LEVELS:
         x = s + np.sqrt(level) * white
         e, a2 = _estimate(reconstruct, x)
-        power = _residual_power(x, e, a2)
+        power = _residual_power(x, e, a2, own)
         clean = power if clean is None else clean
         r = x - e
         residual.append(float(np.median(power)))
+        unlike.append(float(np.quantile(power, UNLIKE_QUANTILE)))
         weights.append(np.clip(((s - e) * r).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-300), 0.0, 1.0))
     # a level whose residual is no larger than a lower one's cannot be told from it: the lower one stands
     keep = np.asarray(residual) > np.maximum.accumulate([-np.inf, *residual[:-1]])
     return {"noise": "white, band-passed by the bundle's filter", "beats": n,
+            "own": [own.start or 0, length if own.stop is None else own.stop],
             "levels": np.asarray(CALIBRATION_LEVELS)[keep].tolist(), "residual": np.asarray(residual)[keep].tolist(),
-            "clean_residual": float(np.quantile(clean, CLEAN_QUANTILE)),
+            "unlike": np.asarray(unlike)[keep].tolist(), "clean_residual": float(np.quantile(clean, CLEAN_QUANTILE)),
             "weights": np.round(np.stack(weights)[keep], 4).tolist()}
 
 
@@ -175,17 +193,24 @@ def _calibration(model: Model) -> dict | None:
     cal = training.get("denoising") if isinstance(training, dict) else None
     if cal is None:
         return None
+    if "unlike" not in cal or "own" not in cal:
+        raise BundleError(f"bundle {model.bundle_dir}: training.denoising: calibrated before denoising kept the "
+                          "beats the model cannot reproduce; export the run again")
     try:
         residual, weights = np.asarray(cal["residual"], np.float64), np.asarray(cal["weights"], np.float64)
-        clean = float(cal["clean_residual"])
+        unlike, clean = np.asarray(cal["unlike"], np.float64), float(cal["clean_residual"])
+        start, stop = (int(i) for i in cal["own"])
     except (KeyError, TypeError, ValueError):
-        residual = weights = None
+        residual = weights = unlike = None
+        start = stop = 0
     if (residual is None or residual.ndim != 1 or weights.shape != (residual.size, model.input_length)
             or residual.size < 2 or not (np.diff(residual) > 0).all() or not np.isfinite(weights).all()
-            or not np.isfinite(clean)):
-        raise BundleError(f"bundle {model.bundle_dir}: training.denoising: expected increasing residual powers and "
-                          f"one row of {model.input_length} weights per noise level, received a malformed section")
-    return {"residual": residual, "weights": weights, "clean": clean}
+            or unlike.shape != residual.shape or not (unlike >= residual).all() or not np.isfinite(clean)
+            or not 0 <= start < stop <= model.input_length):
+        raise BundleError(f"bundle {model.bundle_dir}: training.denoising: expected increasing residual powers, "
+                          f"their upper quantiles, one row of {model.input_length} weights per noise level and an "
+                          "own part inside the window, received a malformed section")
+    return {"residual": residual, "unlike": unlike, "weights": weights, "clean": clean, "own": slice(start, stop)}
 
 
 def denoise(model: Model, windows: object, blend: bool = True) -> np.ndarray:
@@ -194,11 +219,13 @@ def denoise(model: Model, windows: object, blend: bool = True) -> np.ndarray:
     The model's estimate is the beat's reconstruction at the gain a and offset b that best fit the window:
     what the model keeps of a beat is its shape. With ``blend`` the output is window x estimate blended
     per sample by the weights measured at export (``calibrate_denoising``) for the noise the batch shows:
-    the median residual power over its beats (a recording's noise is steadier than the model's per-beat
-    error), less the spread of clean beats' residuals (up to the 90th percentile of clean validation
-    beats, a residual is the model's own error: such batches are returned as they are). Bundles without a
-    calibration blend with one weight per beat, model error = validation MSE x a**2 against the residual
-    power beyond it.
+    the median residual power over its beats' own parts (a recording's noise is steadier than the model's
+    per-beat error), less the spread of clean beats' residuals (up to the 90th percentile of clean
+    validation beats, a residual is the model's own error: such batches are returned as they are). Beats
+    the model cannot reproduce are left out of that median (``robust.typical``) and keep their window: those
+    above the UNLIKE_QUANTILE of beats at that noise level, as a ventricular beat is to a model of normal
+    ones, whose estimate would be a normal beat in its place. Bundles without a calibration blend with one
+    weight per beat, model error = validation MSE x a**2 against the residual power beyond it.
     """
     x = np.asarray(windows, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != model.input_length or not np.isfinite(x).all():
@@ -213,7 +240,8 @@ def denoise(model: Model, windows: object, blend: bool = True) -> np.ndarray:
         noise = max(float(np.median(a2 * power - model_err)), 0.0)
         w = (model_err / np.maximum(model_err + noise, 1e-300))[:, None]
     else:
-        r = cal["residual"]
-        seen = max(float(np.median(power)) - (cal["clean"] - r[0]), r[0])
+        r, own = cal["residual"], _residual_power(x, estimate, a2, cal["own"])
+        seen = max(float(np.median(own[typical(own)])) - (cal["clean"] - r[0]), r[0])
         w = np.array([np.interp(seen, r, column) for column in cal["weights"].T])[None, :]
+        w = np.where((own > np.interp(seen, r, cal["unlike"]))[:, None], 1.0, w)
     return w * x + (1 - w) * estimate

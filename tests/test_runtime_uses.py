@@ -28,6 +28,7 @@ from ecgae.runtime.codec import (
 )
 from ecgae.runtime.preprocess import normalise_beats
 from ecgae.runtime.restore import affine_fit, denoise, fill_gaps, interpolate_gaps
+from ecgae.runtime.robust import typical
 from ecgae.runtime.seal import seal
 
 RATE = 112.0
@@ -257,33 +258,67 @@ def test_denoise_fits_gain_and_offset_and_blends_between_window_and_estimate(raw
         denoise(model, np.zeros((3, 5)))
 
 
-def test_denoise_refuses_a_malformed_calibration(raw_models, tmp_path):
-    dst = tmp_path / "bad"
-    shutil.copytree(raw_models["ae"].bundle_dir, dst)
+def test_denoise_refuses_a_malformed_or_earlier_calibration(raw_models, tmp_path):
+    cal = raw_models["ae"].manifest["training"]["denoising"]
+    bad = {"weights": cal["weights"][:-1], "unlike": cal["unlike"][:-1], "own": [100, 20], "residual": cal["unlike"]}
+    for i, (field, value) in enumerate(bad.items()):
+        model = _with_table(raw_models["ae"], tmp_path / f"bad{i}", **{field: value})
+        with pytest.raises(BundleError, match="training.denoising"):
+            denoise(model, np.zeros((2, 140)))
+    earlier = tmp_path / "earlier"
+    shutil.copytree(raw_models["ae"].bundle_dir, earlier)
+    manifest = json.loads((earlier / "manifest.json").read_text())
+    del manifest["training"]["denoising"]["unlike"]
+    (earlier / "manifest.json").write_bytes(seal(manifest, SEAL))
+    with pytest.raises(BundleError, match="export the run again"):
+        denoise(Model.load(earlier), np.zeros((2, 140)))
+
+
+def _with_table(model: Model, dst: Path, **table) -> Model:
+    """The bundle with its denoising calibration's fields replaced (sealed again)."""
+    shutil.copytree(model.bundle_dir, dst)
     manifest = json.loads((dst / "manifest.json").read_text())
-    manifest["training"]["denoising"]["weights"] = manifest["training"]["denoising"]["weights"][:-1]
+    manifest["training"]["denoising"] |= table
     (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
-    with pytest.raises(BundleError, match="training.denoising"):
-        denoise(Model.load(dst), np.zeros((2, 140)))
+    return Model.load(dst)
 
 
 def test_denoise_applies_the_calibrated_weights_at_the_batchs_noise_level(raw_models, tmp_path):
-    """With a table of two levels, the weights used are interpolated at the batch's median residual."""
-    dst = tmp_path / "table"
-    shutil.copytree(raw_models["ae"].bundle_dir, dst)
-    manifest = json.loads((dst / "manifest.json").read_text())
+    """With a table of two levels, the weights used are interpolated at the median residual of the batch's
+    typical beats, over the calibrated own part of the window."""
     length = raw_models["ae"].input_length
     low, high = np.full(length, 1.0), np.linspace(0.0, 0.5, length)
-    manifest["training"]["denoising"] |= {"residual": [0.0, 10.0], "clean_residual": 0.0,
-                                          "weights": [low.tolist(), high.tolist()]}
-    (dst / "manifest.json").write_bytes(seal(manifest, SEAL))
-    model = Model.load(dst)
+    model = _with_table(raw_models["ae"], tmp_path / "table", residual=[0.0, 10.0], unlike=[1e9, 1e9],
+                        clean_residual=0.0, own=[20, 100], weights=[low.tolist(), high.tolist()])
     with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
         x = ref["x"][:, 0, :].astype(np.float64) + np.random.default_rng(0).normal(0, 1.0, (len(ref["x"]), length))
     est = denoise(model, x, blend=False)
     recon = model.reconstruct(normalise_beats(x)).astype(np.float64)
     a, _ = affine_fit(recon, x, np.ones(x.shape, bool))
-    seen = float(np.median(((x - est) ** 2).mean(axis=1) / a**2))
+    own = ((x - est)[:, 20:100] ** 2).mean(axis=1) / a**2
+    seen = float(np.median(own[typical(own)]))
     assert 0.0 < seen < 10.0
     w = low + (high - low) * seen / 10.0
     np.testing.assert_allclose(denoise(model, x), w * x + (1 - w) * est, rtol=0, atol=1e-12)
+
+
+def test_denoise_keeps_the_beats_the_model_cannot_reproduce(raw_models, tmp_path):
+    """A beat above the calibrated residual quantile at the batch's level (here a window of fast oscillation,
+    which no decoded beat resembles) keeps its window, and odd beats do not move the batch's noise level:
+    the other beats come out exactly as without them. (The table is set by hand: a 2-epoch model's own
+    calibration counts nearly everything as its own error.)"""
+    length = raw_models["ae"].input_length
+    model = _with_table(raw_models["ae"], tmp_path / "table", residual=[0.0, 10.0], unlike=[2.0, 12.0],
+                        clean_residual=0.0, own=[0, length],
+                        weights=[np.full(length, 1.0).tolist(), np.full(length, 0.5).tolist()])
+    with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
+        clean = ref["x"][:, 0, :].astype(np.float64)
+    x = clean + np.random.default_rng(3).normal(0, 1.0, clean.shape)  # noisy enough to be blended
+    odd = x.copy()
+    odd[::8] = 4 * np.sin(np.arange(length) * 2.5)
+    out, out_odd = denoise(model, x), denoise(model, odd)
+    assert not np.array_equal(out, x)
+    assert np.array_equal(out_odd[::8], odd[::8])
+    normal = np.ones(len(x), bool)
+    normal[::8] = False
+    np.testing.assert_allclose(out_odd[normal], denoise(model, x[normal]), rtol=0, atol=1e-12)

@@ -8,6 +8,10 @@ joins them (runtime.codec.rebuild). The band-pass output and the two restored si
 the band-passed clean signal over the span the windows cover:
 output SNR = 10 log10(clean power / power of the error).
 
+With ectopy: the same stretch carries synthetic multiform ventricular beats every 4-6 beats
+(training/synthetic.py); the normal and the ventricular beats' own parts (runtime.restore.own_part) are
+scored apart, for a denoiser that knows normal beats must not turn the others into normal ones.
+
 Gap filling: each held-out beat loses one stretch of a stated length at a random place (or, for
 saturation, every sample above half its R-peak height); the hidden samples are filled by
 runtime.restore.fill_gaps and by straight lines, and compared with the truth.
@@ -22,11 +26,14 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.codec import rebuild
 from ..runtime.preprocess import fir_filter, window_beats
-from ..runtime.restore import denoise, fill_gaps, interpolate_gaps
-from .datasets import held_out_mitdb, load_beats
+from ..runtime.restore import denoise, fill_gaps, interpolate_gaps, own_part
+from .datasets import bundled_mitdb, held_out_mitdb, load_beats
 from .noise import NOISES, add_noise
+from .synthetic import with_multiform_beats
 
 SNRS_DB = (12, 6, 0, -6)
+ECTOPY_SNRS_DB = (12, 6, 0)
+ECTOPY_EVERY = (4, 6)  # a multiform ventricular beat every 4 to 6 beats
 GAPS_MS = (50, 100, 200)
 
 
@@ -65,6 +72,37 @@ def evaluate_denoising(bundle: Path, snrs: tuple[int, ...] = SNRS_DB, seed: int 
     margins = [r["blend_db"] - r["bandpass_db"] for r in rows]
     return {"bundle": str(bundle), "beats": int(len(clean)), "rows": rows, "min_margin_db": float(min(margins)),
             "example": {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in example.items()}}
+
+
+def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_DB, seed: int = 0) -> dict:
+    """Output SNR of the normal and of the ventricular beats' own parts, band-pass alone and ``denoise``,
+    on the held-out stretch with synthetic multiform ventricular beats every ECTOPY_EVERY beats."""
+    model = Model.load(bundle)
+    prep = model.preprocessing
+    raw, fs, ann, symbols = bundled_mitdb()
+    rec = held_out_mitdb()
+    first = rec.start - 2 * len(prep.taps)
+    ann = ann[np.isin(symbols, list("NAV")) & (ann > first) & (ann < len(raw) - prep.length)]
+    x, peaks, labels = with_multiform_beats(raw, fs, ann, ECTOPY_EVERY, seed)
+    clean_f = fir_filter(x, prep.taps)
+    power = float(clean_f[rec.start :].var())
+    later = peaks - prep.pre >= rec.start
+    clean, keep = window_beats(clean_f, peaks[later], prep.pre, prep.length)
+    peaks, labels, own = peaks[later][keep], labels[later][keep], own_part(prep)
+    rows = []
+    for k, kind in enumerate([*NOISES, "all four"]):
+        for snr in snrs:
+            noisy_f = fir_filter(add_noise(x, power, kind, snr, fs, np.random.default_rng([seed, k, snr + 100])),
+                                 prep.taps)
+            noisy = window_beats(noisy_f, peaks, prep.pre, prep.length)[0]
+            out = denoise(model, noisy)
+            row = {"noise": kind, "snr_in_db": snr}
+            for name, label in (("normal", "N"), ("ventricular", "V")):
+                truth = clean[labels == label][:, own]
+                row[f"{name}_bandpass_db"] = output_snr_db(truth, noisy[labels == label][:, own])
+                row[f"{name}_denoised_db"] = output_snr_db(truth, out[labels == label][:, own])
+            rows.append(row)
+    return {"bundle": str(bundle), "beats": int(len(labels)), "ventricular": int((labels == "V").sum()), "rows": rows}
 
 
 def _random_gaps(n: int, length: int, width: int, rng: np.random.Generator) -> np.ndarray:
