@@ -107,6 +107,20 @@ def _figures(res: dict, folder: Path) -> None:
     ax.legend(fontsize=7)
     save_figure(fig, folder, "denoising_example")
 
+    ex = res["denoising_ectopy"]["example"]
+    fig, axes = plt.subplots(1, len(ex["labels"]), figsize=(9, 3), sharey=True)
+    for ax, label, clean, noisy, out in zip(axes, ex["labels"], ex["clean"], ex["noisy"], ex["denoised"]):
+        t = np.arange(len(clean)) / ex["fs"]
+        ax.plot(t, noisy, lw=0.8, color="0.6", label="band-pass only")
+        ax.plot(t, out, lw=1, label="denoise")
+        ax.plot(t, clean, "k", lw=1, ls="--", label="clean")
+        ax.set(title={"N": "normal beat", "V": "ventricular beat (synthetic)"}.get(label, label), xlabel="s")
+    axes[0].set(ylabel="band-passed window")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"EMG-like noise at {ex['snr_in_db']} dB: a beat the model cannot reproduce keeps its window",
+                 fontsize=9)
+    save_figure(fig, folder, "denoising_ectopy")
+
     g = res["gap_filling"][0]["example"]
     hidden = np.flatnonzero(np.asarray(g["observed"]) == 0)
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -163,6 +177,7 @@ def uses_section(res: dict) -> str:
         "and does not count towards the batch's noise level.",
         table(["noise", "input SNR dB", "normal: band-pass dB", "normal: denoise dB", "ventricular: band-pass dB",
                "ventricular: denoise dB"], ectopy_rows),
+        "![denoising with ventricular beats](uses/denoising_ectopy.png)",
         "## Gap filling (" + ", ".join(f"`{run['run']}`" for run in g) + ")",
         f"Each of the {g[0]['beats']} held-out beats (z-scored) loses one stretch at a random place, or every sample "
         "above half its R-peak height (saturation); the hidden samples are filled by masked reconstruction "

@@ -89,7 +89,7 @@ def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_
     later = peaks - prep.pre >= rec.start
     clean, keep = window_beats(clean_f, peaks[later], prep.pre, prep.length)
     peaks, labels, own = peaks[later][keep], labels[later][keep], own_part(prep)
-    rows = []
+    rows, example = [], {}
     for k, kind in enumerate([*NOISES, "all four"]):
         for snr in snrs:
             noisy_f = fir_filter(add_noise(x, power, kind, snr, fs, np.random.default_rng([seed, k, snr + 100])),
@@ -102,7 +102,12 @@ def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_
                 row[f"{name}_bandpass_db"] = output_snr_db(truth, noisy[labels == label][:, own])
                 row[f"{name}_denoised_db"] = output_snr_db(truth, out[labels == label][:, own])
             rows.append(row)
-    return {"bundle": str(bundle), "beats": int(len(labels)), "ventricular": int((labels == "V").sum()), "rows": rows}
+            if kind == "EMG-like" and snr == snrs[min(1, len(snrs) - 1)]:  # the first ventricular beat, neighbours
+                i = max(int(np.argmax(labels == "V")) - 1, 0)
+                example = {"clean": clean[i : i + 3], "noisy": noisy[i : i + 3], "denoised": out[i : i + 3],
+                           "labels": labels[i : i + 3].tolist(), "snr_in_db": snr, "fs": fs}
+    return {"bundle": str(bundle), "beats": int(len(labels)), "ventricular": int((labels == "V").sum()), "rows": rows,
+            "example": {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in example.items()}}
 
 
 def _random_gaps(n: int, length: int, width: int, rng: np.random.Generator) -> np.ndarray:
