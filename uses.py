@@ -118,7 +118,7 @@ def _figures(res: dict, folder: Path) -> None:
     axes[0].set(ylabel="band-passed window")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"EMG-like noise at {ex['snr_in_db']} dB: a beat the model cannot reproduce keeps its window",
-                 fontsize=9)
+                 fontsize=9, y=1.04)
     save_figure(fig, folder, "denoising_ectopy")
 
     g = res["gap_filling"][0]["example"]
