@@ -218,6 +218,25 @@ def test_fill_gaps_recovers_beats_the_decoder_can_make(raw_models):
     assert err < 0.2 * np.sqrt(((linear - truth)[~observed] ** 2).mean())
 
 
+def test_fill_gaps_bridges_the_beats_the_model_cannot_reproduce(raw_models, tmp_path):
+    """Beats whose observed samples the model fits worse than the calibrated clean quantile get straight
+    lines: with a limit below every beat's fit, all of them; with one above, none (the masked fit)."""
+    model = raw_models["ae"]
+    with np.load(model.bundle_dir / "reference.npz", allow_pickle=False) as ref:
+        beats = ref["x"][:, 0, :].astype(np.float64)
+    observed = np.ones(beats.shape, bool)
+    observed[:, 40:60] = False
+    cal = model.manifest["training"]["denoising"]
+    strict, lenient = (_with_table(model, tmp_path / name, own=[0, model.input_length],
+                                   unlike=[limit] + cal["unlike"][1:], residual=[0.0] + cal["residual"][1:])
+                       for name, limit in (("strict", 1e-12), ("lenient", 1e12)))
+    linear = interpolate_gaps(beats, observed)
+    np.testing.assert_array_equal(fill_gaps(strict, beats, observed), linear)
+    filled = fill_gaps(lenient, beats, observed)
+    np.testing.assert_array_equal(filled, fill_gaps(_without_calibration(model, tmp_path / "old"), beats, observed))
+    assert not np.allclose(filled[~observed], linear[~observed])
+
+
 def test_fill_gaps_refuses_bad_masks(raw_models):
     model, beats = raw_models["ae"], np.zeros((2, 140))
     with pytest.raises(InputError, match="bool mask"):

@@ -19,13 +19,14 @@ runtime.restore.fill_gaps and by straight lines, and compared with the truth.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..runtime import Model
 from ..runtime.codec import rebuild
-from ..runtime.preprocess import fir_filter, window_beats
+from ..runtime.preprocess import Preprocessing, fir_filter, normalise_beats, window_beats
 from ..runtime.restore import denoise, fill_gaps, interpolate_gaps, own_part
 from .datasets import bundled_mitdb, held_out_mitdb, load_beats
 from .noise import NOISES, add_noise
@@ -74,21 +75,37 @@ def evaluate_denoising(bundle: Path, snrs: tuple[int, ...] = SNRS_DB, seed: int 
             "example": {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in example.items()}}
 
 
-def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_DB, seed: int = 0) -> dict:
-    """Output SNR of the normal and of the ventricular beats' own parts, band-pass alone and ``denoise``,
-    on the held-out stretch with synthetic multiform ventricular beats every ECTOPY_EVERY beats."""
-    model = Model.load(bundle)
-    prep = model.preprocessing
+@dataclass
+class EctopicStretch:
+    """The held-out stretch of record 100 with synthetic multiform ventricular beats every ECTOPY_EVERY beats."""
+
+    raw: np.ndarray  # the whole record with the ventricular beats, mV
+    fs: float
+    power: float  # the band-passed signal's power over the held-out stretch
+    windows: np.ndarray  # [N, L] band-passed windows of the held-out beats
+    peaks: np.ndarray
+    labels: np.ndarray  # "N", "A" or "V"
+
+
+def ectopic_stretch(prep: Preprocessing, seed: int = 0) -> EctopicStretch:
     raw, fs, ann, symbols = bundled_mitdb()
     rec = held_out_mitdb()
     first = rec.start - 2 * len(prep.taps)
     ann = ann[np.isin(symbols, list("NAV")) & (ann > first) & (ann < len(raw) - prep.length)]
     x, peaks, labels = with_multiform_beats(raw, fs, ann, ECTOPY_EVERY, seed)
     clean_f = fir_filter(x, prep.taps)
-    power = float(clean_f[rec.start :].var())
     later = peaks - prep.pre >= rec.start
     clean, keep = window_beats(clean_f, peaks[later], prep.pre, prep.length)
-    peaks, labels, own = peaks[later][keep], labels[later][keep], own_part(prep)
+    return EctopicStretch(x, fs, float(clean_f[rec.start :].var()), clean, peaks[later][keep], labels[later][keep])
+
+
+def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_DB, seed: int = 0) -> dict:
+    """Output SNR of the normal and of the ventricular beats' own parts, band-pass alone and ``denoise``,
+    on the held-out stretch with synthetic multiform ventricular beats every ECTOPY_EVERY beats."""
+    model = Model.load(bundle)
+    prep = model.preprocessing
+    e = ectopic_stretch(prep, seed)
+    x, fs, power, clean, peaks, labels, own = e.raw, e.fs, e.power, e.windows, e.peaks, e.labels, own_part(prep)
     rows, example = [], {}
     for k, kind in enumerate([*NOISES, "all four"]):
         for snr in snrs:
@@ -132,6 +149,7 @@ def evaluate_gap_filling(bundle: Path, gaps_ms: tuple[int, ...] = GAPS_MS, seed:
              for g in gaps_ms}
     masks["saturation (above half the R peak)"] = x <= 0.5 * x.max(axis=1, keepdims=True)
     rows, example = [], {}
+    ectopic = ectopic_stretch(model.preprocessing, seed) if fs is not None else None
     for name, observed in masks.items():
         filled, lin = fill_gaps(model, x, observed, iterations), interpolate_gaps(x, observed)
         e_model, e_lin = _errors(x, filled, observed), _errors(x, lin, observed)
@@ -142,4 +160,18 @@ def evaluate_gap_filling(bundle: Path, gaps_ms: tuple[int, ...] = GAPS_MS, seed:
             i = int(np.argsort(e_model)[len(e_model) // 2])  # the beat of median model error: a typical case
             example = {"truth": x[i], "observed": observed[i].astype(float), "model": filled[i], "linear": lin[i]}
     return {"bundle": str(bundle), "beats": int(len(x)), "iterations": iterations, "rows": rows,
-            "example": {k: v.tolist() for k, v in example.items()}}
+            "example": {k: v.tolist() for k, v in example.items()},
+            "ectopy_rows": [] if ectopic is None else _gap_rows_by_label(model, ectopic, gaps_ms, seed, iterations)}
+
+
+def _gap_rows_by_label(model: Model, e: EctopicStretch, gaps_ms: tuple[int, ...], seed: int, iterations: int) -> list:
+    """Gap-filling errors on the ectopic stretch's windows (z-scored), normal and ventricular beats apart."""
+    x, fs, rows = normalise_beats(e.windows), e.fs, []
+    for g in gaps_ms:
+        observed = _random_gaps(len(x), x.shape[1], int(round(g * fs / 1000)), np.random.default_rng([seed, g]))
+        e_model = _errors(x, fill_gaps(model, x, observed, iterations), observed)
+        e_lin = _errors(x, interpolate_gaps(x, observed), observed)
+        for name, label in (("normal", "N"), ("ventricular", "V")):
+            rows.append({"mask": f"{g} ms gap", "beats": name, "model_rmse": float(e_model[e.labels == label].mean()),
+                         "linear_rmse": float(e_lin[e.labels == label].mean())})
+    return rows
