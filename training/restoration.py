@@ -43,6 +43,17 @@ def output_snr_db(clean: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(((clean - clean.mean()) ** 2).sum() / ((estimate - clean) ** 2).sum()))
 
 
+def _noisy(raw: np.ndarray, power: float, fs: float, prep: Preprocessing, peaks: np.ndarray,
+           snrs: tuple[int, ...], seed: int):
+    """(kind, input SNR, band-passed noisy signal, its windows at ``peaks``) for every noise kind and SNR,
+    each noise drawn from its own seed."""
+    for k, kind in enumerate([*NOISES, "all four"]):
+        for snr in snrs:
+            noisy_f = fir_filter(add_noise(raw, power, kind, snr, fs, np.random.default_rng([seed, k, snr + 100])),
+                                 prep.taps)
+            yield kind, snr, noisy_f, window_beats(noisy_f, peaks, prep.pre, prep.length)[0]
+
+
 def evaluate_denoising(bundle: Path, snrs: tuple[int, ...] = SNRS_DB, seed: int = 0) -> dict:
     """Output SNR of band-pass alone and band-pass + model, per noise kind and input SNR."""
     model = Model.load(bundle)
@@ -57,19 +68,15 @@ def evaluate_denoising(bundle: Path, snrs: tuple[int, ...] = SNRS_DB, seed: int 
     span = slice(int(peaks[0] - prep.pre), int(peaks[-1] - prep.pre + prep.length))
     truth = clean_f[span]
     rows, example = [], {}
-    for k, kind in enumerate([*NOISES, "all four"]):
-        for snr in snrs:
-            noisy_raw = add_noise(rec.raw, power, kind, snr, rec.fs, np.random.default_rng([seed, k, snr + 100]))
-            noisy_f = fir_filter(noisy_raw, prep.taps)
-            noisy = window_beats(noisy_f, peaks, prep.pre, prep.length)[0]
-            outputs = {"bandpass_db": noisy_f[span]}
-            for key, blend in (("model_db", False), ("blend_db", True)):
-                outputs[key] = rebuild(denoise(model, noisy, blend), peaks - span.start, prep.pre, len(truth))
-            rows.append({"noise": kind, "snr_in_db": snr} | {k2: output_snr_db(truth, v) for k2, v in outputs.items()})
-            if kind == "all four" and snr == 0:
-                cut = slice(0, int(3 * rec.fs))
-                example = {"clean": truth[cut], "noisy": outputs["bandpass_db"][cut], "model": outputs["model_db"][cut],
-                           "blend": outputs["blend_db"][cut], "fs": rec.fs}
+    for kind, snr, noisy_f, noisy in _noisy(rec.raw, power, rec.fs, prep, peaks, snrs, seed):
+        outputs = {"bandpass_db": noisy_f[span]}
+        for key, blend in (("model_db", False), ("blend_db", True)):
+            outputs[key] = rebuild(denoise(model, noisy, blend), peaks - span.start, prep.pre, len(truth))
+        rows.append({"noise": kind, "snr_in_db": snr} | {k2: output_snr_db(truth, v) for k2, v in outputs.items()})
+        if kind == "all four" and snr == 0:
+            cut = slice(0, int(3 * rec.fs))
+            example = {"clean": truth[cut], "noisy": outputs["bandpass_db"][cut], "model": outputs["model_db"][cut],
+                       "blend": outputs["blend_db"][cut], "fs": rec.fs}
     margins = [r["blend_db"] - r["bandpass_db"] for r in rows]
     return {"bundle": str(bundle), "beats": int(len(clean)), "rows": rows, "min_margin_db": float(min(margins)),
             "example": {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in example.items()}}
@@ -104,25 +111,21 @@ def evaluate_denoising_ectopy(bundle: Path, snrs: tuple[int, ...] = ECTOPY_SNRS_
     on the held-out stretch with synthetic multiform ventricular beats every ECTOPY_EVERY beats."""
     model = Model.load(bundle)
     prep = model.preprocessing
-    e = ectopic_stretch(prep, seed)
-    x, fs, power, clean, peaks, labels, own = e.raw, e.fs, e.power, e.windows, e.peaks, e.labels, own_part(prep)
+    e, own = ectopic_stretch(prep, seed), own_part(prep)
+    clean, labels = e.windows, e.labels
     rows, example = [], {}
-    for k, kind in enumerate([*NOISES, "all four"]):
-        for snr in snrs:
-            noisy_f = fir_filter(add_noise(x, power, kind, snr, fs, np.random.default_rng([seed, k, snr + 100])),
-                                 prep.taps)
-            noisy = window_beats(noisy_f, peaks, prep.pre, prep.length)[0]
-            out = denoise(model, noisy)
-            row = {"noise": kind, "snr_in_db": snr}
-            for name, label in (("normal", "N"), ("ventricular", "V")):
-                truth = clean[labels == label][:, own]
-                row[f"{name}_bandpass_db"] = output_snr_db(truth, noisy[labels == label][:, own])
-                row[f"{name}_denoised_db"] = output_snr_db(truth, out[labels == label][:, own])
-            rows.append(row)
-            if kind == "EMG-like" and snr == snrs[min(1, len(snrs) - 1)]:  # the first ventricular beat, neighbours
-                i = max(int(np.argmax(labels == "V")) - 1, 0)
-                example = {"clean": clean[i : i + 3], "noisy": noisy[i : i + 3], "denoised": out[i : i + 3],
-                           "labels": labels[i : i + 3].tolist(), "snr_in_db": snr, "fs": fs}
+    for kind, snr, _, noisy in _noisy(e.raw, e.power, e.fs, prep, e.peaks, snrs, seed):
+        out = denoise(model, noisy)
+        row = {"noise": kind, "snr_in_db": snr}
+        for name, label in (("normal", "N"), ("ventricular", "V")):
+            truth = clean[labels == label][:, own]
+            row[f"{name}_bandpass_db"] = output_snr_db(truth, noisy[labels == label][:, own])
+            row[f"{name}_denoised_db"] = output_snr_db(truth, out[labels == label][:, own])
+        rows.append(row)
+        if kind == "EMG-like" and snr == snrs[min(1, len(snrs) - 1)]:  # the first ventricular beat, neighbours
+            i = max(int(np.argmax(labels == "V")) - 1, 0)
+            example = {"clean": clean[i : i + 3], "noisy": noisy[i : i + 3], "denoised": out[i : i + 3],
+                       "labels": labels[i : i + 3].tolist(), "snr_in_db": snr, "fs": e.fs}
     return {"bundle": str(bundle), "beats": int(len(labels)), "ventricular": int((labels == "V").sum()), "rows": rows,
             "example": {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in example.items()}}
 
