@@ -249,7 +249,7 @@ def denoise(model: Model, windows: object, blend: bool = True) -> np.ndarray:
     cal = _calibration(model)
     if cal is None:
         model_err = clean_mse(model) * a2
-        noise = max(float(np.median(a2 * _residual_power(x, estimate, a2) - model_err)), 0.0)
+        noise = max(float(np.median(((x - estimate) ** 2).mean(axis=1) - model_err)), 0.0)
         w = (model_err / np.maximum(model_err + noise, 1e-300))[:, None]
     else:
         r, own = cal["residual"], _residual_power(x, estimate, a2, cal["own"])

@@ -294,7 +294,7 @@ def calibrate_cut(model, cut, score: str = DEFAULT_SCORE, false_alarm_rate: floa
                   ) -> WearerProfile:
     """A wearer's profile from the beats a raw baseline gave (``preprocess.CutBeats``): its usable beats only,
     so noise or a loose electrode during enrolment does not become the wearer's normal."""
-    if not cut.usable.any() or cut.usable.sum() < MIN_BEATS:
+    if cut.usable.sum() < MIN_BEATS:
         bad = cut.reason[~cut.usable]
         why = ", ".join(f"{int((bad == r).sum())} {r}" for r in np.unique(bad))
         raise InputError(f"baseline: expected at least {MIN_BEATS} usable beats to calibrate on, received "
@@ -411,12 +411,12 @@ def _abnormal_group(s: np.ndarray, steps: int = 200) -> tuple[np.ndarray, float,
     mean = np.array([s[low].mean(), s[~low].mean()])
     sd = np.array([s[low].std(), s[~low].std()]) + 1e-9
     for _ in range(steps):
-        density = weight / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * np.square((s[:, None] - mean) / sd))
+        density = _densities(s, weight, mean, sd)
         resp = density / np.maximum(density.sum(axis=1, keepdims=True), 1e-300)
         count = np.maximum(resp.sum(axis=0), 1e-12)
         weight, mean = count / n, (resp * s[:, None]).sum(axis=0) / count
         sd = np.sqrt((resp * np.square(s[:, None] - mean)).sum(axis=0) / count) + 1e-9
-    density = weight / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * np.square((s[:, None] - mean) / sd))
+    density = _densities(s, weight, mean, sd)
     two = np.log(np.maximum(density.sum(axis=1), 1e-300)).sum()
     one = -0.5 * n * (1 + math.log(2 * math.pi * max(s.var(), 1e-300)))
     gain = (-2 * one + 2 * math.log(n)) - (-2 * two + 5 * math.log(n))
@@ -427,6 +427,11 @@ def _abnormal_group(s: np.ndarray, steps: int = 200) -> tuple[np.ndarray, float,
     if gain > GROUPS_BIC and separation > GROUPS_SEPARATION and compact and far and weight[up] < 0.5:
         return density[:, 1 - up] >= density[:, up], float(mean[1 - up]), float(sd[1 - up])
     return None
+
+
+def _densities(s: np.ndarray, weight: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """[N, 2]: each score's density under each Gaussian group, times the group's weight."""
+    return weight / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * np.square((s[:, None] - mean) / sd))
 
 
 def _own_samples(model, rr: np.ndarray | None) -> int:
