@@ -37,7 +37,7 @@ from ..runtime.preprocess import Preprocessing
 from ..runtime.restore import calibrate_denoising, own_part
 from ..runtime.seal import seal
 from ..training.datasets import load_beats
-from ..training.train import load_model, read_run_json
+from ..training.train import load_model, read_run_json, reconstruct
 from .conv2d import as_2d
 from .fold import fold_batchnorm
 from .graphs import (
@@ -89,13 +89,6 @@ def score_outputs(expected: dict[str, np.ndarray], kind: str, beats: np.ndarray)
     error = x_hat.astype(np.float64) - beats
     return {f"score.{primary}": expected[f"encoder.{primary}"], "score.x_hat": x_hat,
             "score.score": (error * error).mean(axis=(1, 2))}
-
-
-@torch.no_grad()
-def torch_reconstruct(model: nn.Module, beats: np.ndarray) -> np.ndarray:
-    """The eval model's reconstruction of beats [N, L] (a VAE through its mean), as [N, L]."""
-    enc = model.encode(torch.from_numpy(np.asarray(beats, np.float32)[:, None, :]))
-    return model.decode(enc[0] if isinstance(enc, tuple) else enc).numpy()[:, 0, :]
 
 
 def _load_run(run: Path) -> tuple[nn.Module, dict, dict, np.ndarray, np.ndarray]:
@@ -291,7 +284,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, naive:
     expected = torch_outputs(ref, kind, beats, latents)
     expected |= score_outputs(expected, kind, beats)
     taps = prep["filter"]["taps"] if prep.get("filter") else None
-    denoising = calibrate_denoising(lambda x: torch_reconstruct(ref, x), val_beats,
+    denoising = calibrate_denoising(lambda x: reconstruct(ref, np.asarray(x, np.float32)), val_beats,
                                     None if taps is None else np.asarray(taps, np.float64),
                                     own_part(Preprocessing.from_dict(prep)))
     reference = {"x": beats[:N_REFERENCE],
