@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .robust import nan_median_rows
 from .validate import as_numeric, sample_rate
 
 SEGMENT_S = 2.0  # seconds per segment: two or more beats at any resting rate
@@ -224,16 +225,32 @@ def _has_run(mask: np.ndarray, k: int, edge: np.ndarray | None = None) -> np.nda
 
 def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
     """The trace stays at its extreme (within 0.1 % of its span) for PLATEAU_S with an abrupt edge, as at a
-    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither."""
-    span = np.ptp(w, axis=1, keepdims=True)
-    tol, steep = 1e-3 * span, ABRUPT * span
+    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither.
+    The long test looks at the trace without single-sample overshoots (``_median3``); the short one not, as
+    a median filter flattens a noisy trough into a short plateau of its own."""
     plateau = max(3, int(round(PLATEAU_S * fs)))
     long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
+    return _at_extreme(w, plateau, edge_share=ABRUPT) | _at_extreme(_median3(w), long)
+
+
+def _at_extreme(w: np.ndarray, k: int, edge_share: float | None = None) -> np.ndarray:
+    """Per row: a run of ``k`` samples within 0.1 % of the span of the row's maximum or minimum; with
+    ``edge_share``, only a run entered or left by a step of more than that share of the span."""
+    span = np.ptp(w, axis=1, keepdims=True)
     out = np.zeros(len(w), dtype=bool)
     for dist in (w.max(axis=1, keepdims=True) - w, w - w.min(axis=1, keepdims=True)):
-        at = dist <= tol
-        out |= _has_run(at, long) | _has_run(at, plateau, edge=dist > steep)
+        out |= _has_run(dist <= 1e-3 * span, k, edge=None if edge_share is None else dist > edge_share * span)
     return out & (span[:, 0] > 0)
+
+
+def _median3(w: np.ndarray) -> np.ndarray:
+    """Each sample replaced by the median of it and its two neighbours: a trace resampled after it was clipped
+    overshoots the rail on single interpolated samples, which would otherwise be the stretch's extremes."""
+    if w.shape[1] < 3:
+        return w
+    out = w.copy()
+    out[:, 1:-1] = np.median(np.lib.stride_tricks.sliding_window_view(w, 3, axis=1), axis=2)
+    return out
 
 
 def _held(w: np.ndarray, fs: float) -> np.ndarray:
@@ -250,14 +267,4 @@ def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
     live = np.where(seq > 0, seq, np.nan)
     live = np.r_[np.full(max(FLAT_HISTORY - 1 - past.size, 0), np.nan), live][-(activity.size + FLAT_HISTORY - 1):]
     recent = np.lib.stride_tricks.sliding_window_view(live, FLAT_HISTORY)
-    return (activity == 0) | (activity < FLAT_RATIO * _nan_median_rows(recent))
-
-
-def _nan_median_rows(rows: np.ndarray) -> np.ndarray:
-    """Median of each row's non-NaN values (0 for a row with none), without nanmedian's all-NaN warning."""
-    k = np.sum(~np.isnan(rows), axis=1)
-    s = np.sort(np.where(np.isnan(rows), np.inf, rows), axis=1)
-    i = np.arange(len(rows))
-    lo, hi = s[i, np.maximum(k - 1, 0) // 2], s[i, np.maximum(k, 1) // 2]
-    with np.errstate(invalid="ignore"):
-        return np.where(k > 0, (lo + hi) / 2, 0.0)
+    return (activity == 0) | (activity < FLAT_RATIO * nan_median_rows(recent))

@@ -1,4 +1,4 @@
-"""Robust statistics shared by the wearer's threshold and denoising: one rule for "typical" values."""
+"""Robust statistics shared by the wearer's threshold, its RR features, denoising and the quality gate."""
 
 from __future__ import annotations
 
@@ -28,3 +28,13 @@ def typical(s: np.ndarray, z: float = INLIER_Z) -> np.ndarray:
             break
         keep = new
     return keep
+
+
+def nan_median_rows(rows: np.ndarray) -> np.ndarray:
+    """Median of each row's non-NaN values (NaN for a row with none), without nanmedian's all-NaN warning."""
+    k = np.sum(~np.isnan(rows), axis=1)
+    s = np.sort(np.where(np.isnan(rows), np.inf, rows), axis=1)
+    i = np.arange(len(rows))
+    lo, hi = s[i, np.maximum(k - 1, 0) // 2], s[i, np.maximum(k, 1) // 2]
+    with np.errstate(invalid="ignore"):
+        return np.where(k > 0, (lo + hi) / 2, np.nan)

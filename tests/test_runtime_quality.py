@@ -73,6 +73,20 @@ def test_a_beat_is_judged_on_the_stretch_that_ends_with_its_window():
     assert set(reason[~usable]) <= {"flat", "clipped"}  # a run of zeros may sit at the stretch's extreme
 
 
+def test_a_clipped_trace_resampled_after_clipping_is_still_clipped():
+    """Archives deliver traces recorded at a lower rate by band-limited interpolation: the samples between
+    the original ones overshoot the rail, so the rail is not the stretch's extreme (a real recording of
+    another person showed it); the long plateau is caught all the same, and nothing else is."""
+    signal, fs, _ = record_100()
+    x = signal[: int(12 * fs)].copy()
+    t = np.arange(x.size) / fs
+    x = np.minimum(x + 3.0 * ((t >= 5.2) & (t < 5.7)), 2.0)  # a motion step into the amplifier's rail
+    half = x[::2]  # recorded at 180 Hz, delivered at 360 Hz
+    up = np.fft.irfft(np.r_[np.fft.rfft(half), np.zeros(half.size // 2)], 2 * half.size) * 2
+    assert up.max() > 2.0 + 0.1  # the overshoot: the rail is well inside the stretch's range
+    assert list(segment_quality(up, fs).reason) == ["ok", "ok", "clipped", "ok", "ok", "ok"]
+
+
 def test_the_flat_test_uses_only_the_past():
     """A beat's verdict does not change with what comes after it (a stream cannot know that)."""
     signal, fs, peaks = record_100()
