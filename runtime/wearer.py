@@ -24,11 +24,13 @@ import numpy as np
 from . import validate
 from .errors import InputError
 from .io import write_json
-from .robust import INLIER_Z, robust_sd, typical
+from .robust import INLIER_Z, nan_median_rows, robust_sd, typical
 
 FORMAT = "ecgae-wearer-profile"
-FORMAT_VERSION = 2  # 2: a premature next beat ends the beat's own part (features changed: calibrate again)
-RR_HISTORY = 8  # previous RR intervals whose mean defines a beat's expected interval (prematurity)
+FORMAT_VERSION = 3  # 2: a premature next beat ends the beat's own part; 3: prematurity over the median RR
+# (features changed each time: calibrate again)
+RR_HISTORY = 8  # previous RR intervals whose median defines a beat's expected interval (prematurity)
+RR_MIN_HISTORY = 3  # fewer known intervals among them give no expectation: of two, one missed beat is half
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
 GROUPS_BIC = 10.0  # BIC gain of two score groups over one that counts as "very strong" evidence (Kass & Raftery)
 GROUPS_SEPARATION = 2.0  # Ashman's D above which two Gaussian groups are clearly apart
@@ -156,21 +158,21 @@ class WearerProfile:
 
 
 def prematurity(rr: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
-    """Each RR over the mean of the up to RR_HISTORY intervals before it (< 1: early); NaN without history.
+    """Each RR over the median of the RR_HISTORY intervals before it (< 1: early); NaN when fewer than
+    RR_MIN_HISTORY of them are known (the start, or just after unusable signal).
 
-    ``history`` holds RR intervals that came before ``rr`` (a stream's previous batch), so a stream
-    computes the same values as a whole recording.
+    A median, not a mean: one long interval (a beat the detector missed, a pause) or one short one must not
+    make the next beats look early or late. ``history`` holds RR intervals that came before ``rr`` (a
+    stream's previous batch), so a stream computes the same values as a whole recording.
     """
     past = np.zeros(0) if history is None else np.asarray(history, dtype=np.float64)[-RR_HISTORY:]
     seq = np.r_[past, np.asarray(rr, dtype=np.float64)]
-    finite = np.isfinite(seq)
-    total = np.r_[0.0, np.cumsum(np.where(finite, seq, 0.0))]
-    count = np.r_[0, np.cumsum(finite)]
-    i = np.arange(seq.size)
-    lo = np.maximum(i - RR_HISTORY, 0)  # the up to RR_HISTORY positions before each beat
-    n = count[i] - count[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where((n > 0) & finite, seq / ((total[i] - total[lo]) / np.maximum(n, 1)), np.nan)
+    before = np.lib.stride_tricks.sliding_window_view(np.r_[np.full(RR_HISTORY, np.nan), seq], RR_HISTORY)
+    before = before[: seq.size]  # row i: the RR_HISTORY positions before beat i
+    known = np.isfinite(before).sum(axis=1) >= RR_MIN_HISTORY
+    expected = np.where(known, nan_median_rows(before), np.nan)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isfinite(seq), seq / expected, np.nan)
     return out[len(past) :]
 
 

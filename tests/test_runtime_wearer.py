@@ -266,3 +266,19 @@ def test_a_next_beat_beyond_the_window_does_not_cut_the_own_part(model):
     np.testing.assert_array_equal(wearer.own_mask(model, length, 3, capped), wearer.own_mask(model, length, 3, None))
     early = wearer.own_mask(model, length, 1, np.array([int(0.5 * prep.sample_rate)]))
     assert early.sum() == prep.pre + int(0.5 * prep.sample_rate) - int(round(wearer.NEXT_ONSET_S * prep.sample_rate))
+
+
+def test_prematurity_is_not_thrown_by_one_missed_beat():
+    """A beat the detector missed doubles one RR; with the mean of the past 8 as the expected interval the
+    next beats looked up to 11 % early (a run of false alarms after every artefact), with the median not."""
+    rr = np.r_[np.full(10, 0.8), 1.6, np.full(10, 0.8), 0.48, 0.8]
+    prem = wearer.prematurity(rr)
+    assert np.isnan(prem[: wearer.RR_MIN_HISTORY]).all()  # too little history: no expectation
+    np.testing.assert_allclose(prem[wearer.RR_MIN_HISTORY : 10], 1.0)
+    assert prem[10] == pytest.approx(2.0)
+    np.testing.assert_allclose(prem[11:21], 1.0)
+    assert prem[21] == pytest.approx(0.6)  # a premature beat still is
+    after_gap = wearer.prematurity(np.r_[0.8, 0.8, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, 1.6, 0.8])
+    assert np.isnan(after_gap[-1])  # one known interval in the past 8 is not enough
+    stream = wearer.prematurity(rr[12:], history=rr[:12])
+    np.testing.assert_array_equal(stream, prem[12:])

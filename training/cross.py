@@ -245,7 +245,7 @@ def markdown(result: dict) -> str:
              f"(records shorter than twice that: their first half), target false-alarm rate "
              f"{result['false_alarm_rate']:.0%}; default score `{result['default_score']}`. `template` scores use "
              "no model (the MSE from the wearer's median baseline beat); `+rr` adds prematurity (RR over the "
-             "mean of the previous 8)."]
+             "median of the previous 8, at least 3 of them known)."]
     for name, c in result["cases"].items():
         rows = [["today: reconstruction MSE, bundle threshold", *_cells(c["today"])]]
         rows += [[f"`{s}`" + (" (no model)" if s in NO_MODEL else "") + (" **default**" if s == result["default_score"]
