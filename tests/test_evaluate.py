@@ -9,6 +9,7 @@ pytest.importorskip("sklearn")
 from ecgae.runtime.errors import InputError  # noqa: E402
 from ecgae.training.evaluate import (  # noqa: E402
     anomaly_metrics,
+    auc_interval,
     detection_figures,
     evaluate,
     prd,
@@ -94,3 +95,13 @@ def test_cli_evaluate_writes_metrics(tiny_runs, tmp_path, capsys):
     assert m["reconstruction"]["compression_ratio"] == 70.0 and "auc_all" in m["anomaly"]
     assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
     assert "expected a run directory" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_auc_interval_matches_the_mann_whitney_variance_under_the_null():
+    """At AUC 0.5 the Hanley-McNeil variance is the exact one of the Mann-Whitney statistic,
+    (n1 + n2 + 1) / (12 n1 n2); the interval narrows as beats are added and stays inside [0, 1]."""
+    lo, hi = auc_interval(0.5, 100, 60)
+    assert (hi - lo) / 2 == pytest.approx(1.96 * np.sqrt(161 / (12 * 100 * 60)), rel=1e-9)
+    narrow = auc_interval(0.9, 400, 240)
+    assert narrow[1] - narrow[0] < auc_interval(0.9, 100, 60)[1] - auc_interval(0.9, 100, 60)[0]
+    assert auc_interval(0.999, 20, 5)[1] == 1.0

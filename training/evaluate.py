@@ -86,6 +86,16 @@ def roc_auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
     return float(roc_auc_score(y, np.r_[normal_scores, abnormal_scores]))
 
 
+def auc_interval(auc: float, n_normal: int, n_abnormal: int, z: float = 1.96) -> tuple[float, float]:
+    """Approximate 95 % confidence interval of an AUC from its standard error (Hanley & McNeil 1982): how far
+    a figure from a few dozen beats may lie from the one a larger sample would give."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_abnormal - 1) * (q1 - auc * auc) + (n_normal - 1) * (q2 - auc * auc)) / (
+        n_normal * n_abnormal)
+    half = z * float(np.sqrt(max(var, 0.0)))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def prd(x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
     """Percent root-mean-square difference per beat: 100 * ||x - x_hat|| / ||x||."""
     return 100 * np.sqrt(((x - x_hat) ** 2).sum(axis=1) / np.maximum((x**2).sum(axis=1), 1e-12))
