@@ -297,7 +297,7 @@ def _auc(f: dict) -> str | None:
     if f.get("auc") is None:
         return None
     lo, hi = f["auc_ci95"]
-    return f"{f['auc']:.3f} ({lo:.2f}-{hi:.2f})"
+    return f"{f['auc']:.3f}" if hi - lo < 0.005 else f"{f['auc']:.3f} ({lo:.2f}-{hi:.2f})"
 
 
 DEMO_BUNDLES = ("ae-upsample-mitdb-normal", "ae-seed-mitdb-normal", "vae-upsample-mitdb", "ae-seed-mitdb")
@@ -337,10 +337,11 @@ def demo_markdown(root: Path) -> str:
         "## Cross-wearer scoring with per-wearer calibration (`ecgae evaluate BUNDLE --cross`)",
         "A model trained on record 100 meets other data: calibrated (unlabelled) on the first 2 minutes (ECG5000: "
         "150 of the split's training rows, 30 % of them abnormal), then scored on the rest. AUCs carry their 95 % "
-        "interval (Hanley & McNeil). 'today' is the reconstruction "
-        f"MSE with the bundle's threshold; the default score is `{results[0]['default_score']}`; `template` is the "
-        "no-model baseline (MSE from the wearer's median beat). Flagged = share of scored beats flagged (on the "
-        "unannotated records, mostly normal beats: a false-alarm rate).",
+        "interval (Hanley & McNeil; none where the two groups are ranked apart, as that interval has no width "
+        "there: the case's count of abnormal beats says how much stands behind such a figure). 'today' is the "
+        f"reconstruction MSE with the bundle's threshold; the default score is `{results[0]['default_score']}`; "
+        "`template` is the no-model baseline (MSE from the wearer's median beat). Flagged = share of scored beats "
+        "flagged (on the unannotated records, mostly normal beats: a false-alarm rate).",
         table(["bundle", "case", "today AUC", "today flagged", "default AUC (95 % CI)", "spec.", "sens.", "flagged",
                "template AUC (95 % CI)", "spec.", "sens.", "flagged"], rows),
         f"Every candidate score for `{Path(results[0]['bundle']).name}`:",

@@ -88,7 +88,8 @@ def roc_auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
 
 def auc_interval(auc: float, n_normal: int, n_abnormal: int, z: float = 1.96) -> tuple[float, float]:
     """Approximate 95 % confidence interval of an AUC from its standard error (Hanley & McNeil 1982): how far
-    a figure from a few dozen beats may lie from the one a larger sample would give."""
+    a figure from a few dozen beats may lie from the one a larger sample would give. At AUC 0 or 1 it has
+    no width, which says nothing about the sample's size."""
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     var = (auc * (1 - auc) + (n_abnormal - 1) * (q1 - auc * auc) + (n_normal - 1) * (q2 - auc * auc)) / (
         n_normal * n_abnormal)
