@@ -94,6 +94,7 @@ def evaluate(seed: int = 0) -> dict:
         "beats": int(clear.sum()), "beats_usable": float(usable[clear].mean()),
     }
     out["ventricular"] = ventricular_usable(signal, fs, peaks)
+    out["others"] = others_usable()
     noise = np.random.default_rng(seed + 1).standard_normal(int(60 * fs))
     cut = cut_beats(noise, fs, Preprocessing(fs, sum(WINDOW), pre))
     out["white_noise_60s"] = {"beats_cut_by_detector": len(cut.r_peak), "beats_usable": int(cut.usable.sum())}
@@ -113,6 +114,34 @@ def ventricular_usable(signal: np.ndarray, fs: float, peaks: np.ndarray, minutes
         x, ref, _ = with_ventricular_beats(signal[:n], fs, ann, every, width, size, shape)
         shares.append(float(beat_quality(x, fs, ref, WINDOW[1])[0].mean()))
     return {"settings": len(shares), "beats_usable_min": min(shares), "beats_usable_mean": float(np.mean(shares))}
+
+
+A103L_ARTEFACT_S = 240.0  # Challenge 2015 a103l: from 4:00 on, motion artefact drives the trace into its rails
+
+
+def others_usable() -> dict:
+    """The other people's bundled recordings (record 100's V5, PTB s0010_re's 15 leads, Challenge 2015 a103l's
+    two leads), each beat judged as ``cut_beats`` judges it: the usable share of the clean ones and of a103l
+    before 4:00, and how many of a103l's beats after 4:00, where motion artefact clips the trace, are caught."""
+    from ..training.build_others import load_record
+
+    clean, a103l_before, a103l_after = [], [], []
+    for key in ("mitdb_100_v5", "ptb_s0010_re", "c2015_a103l"):
+        x, fs, leads = load_record(key)
+        prep = Preprocessing(fs, int(round(sum(WINDOW) * fs / 360.0)), int(round(WINDOW[0] * fs / 360.0)))
+        for j in range(len(leads)):
+            cut = cut_beats(x[:, j], fs, prep)
+            if key != "c2015_a103l":
+                clean.append(cut.usable)
+            else:
+                late = cut.r_peak >= A103L_ARTEFACT_S * fs
+                a103l_before.append(cut.usable[~late])
+                a103l_after.append(cut.usable[late])
+    return {"clean_beats": int(sum(map(len, clean))), "clean_usable": float(np.concatenate(clean).mean()),
+            "a103l_before_beats": int(sum(map(len, a103l_before))),
+            "a103l_before_usable": float(np.concatenate(a103l_before).mean()),
+            "a103l_after_beats": int(sum(map(len, a103l_after))),
+            "a103l_after_caught": int(sum(int((~u).sum()) for u in a103l_after))}
 
 
 def markdown(r: dict) -> str:
@@ -135,6 +164,13 @@ def markdown(r: dict) -> str:
     v = r["ventricular"]
     rows.append(f"| record 100 (10 min) + synthetic ventricular beats, {v['settings']} settings | | | | "
                 f"{v['beats_usable_min']:.2%} usable in the worst setting |")
+    o = r["others"]
+    rows.append(f"| other people: record 100 via V5, PTB s0010_re (15 leads) | | | {o['clean_beats']} | "
+                f"{o['clean_usable']:.2%} usable |")
+    rows.append(f"| Challenge 2015 a103l (2 leads), before 4:00 | | | {o['a103l_before_beats']} | "
+                f"{o['a103l_before_usable']:.2%} usable |")
+    rows.append(f"| a103l after 4:00 (motion artefact, the trace in its rails) | | | {o['a103l_after_beats']} | "
+                f"{o['a103l_after_caught']} unusable (clipped) |")
     rows.append(f"| 60 s white noise | | | {n['beats_cut_by_detector']} cut by the detector | "
                 f"{n['beats_usable']} usable |")
     return "\n".join(rows)

@@ -41,6 +41,14 @@ def test_ventricular_beats_are_not_taken_for_bad_signal(figures):
     assert v["settings"] == 36 and v["beats_usable_min"] >= 0.995
 
 
+def test_other_peoples_recordings_stay_usable_and_a103l_artefact_is_caught(figures):
+    """Other leads, rates and people: clean stretches stay usable; a103l's rails (reached through resampling
+    overshoot, which hid them before) are caught on both leads."""
+    o = figures["others"]
+    assert o["clean_usable"] == 1.0 and o["a103l_before_usable"] == 1.0
+    assert o["a103l_after_caught"] >= 40
+
+
 def test_no_beat_is_found_usable_in_pure_noise(figures):
     noise = figures["white_noise_60s"]
     assert noise["beats_cut_by_detector"] > 0 and noise["beats_usable"] == 0
