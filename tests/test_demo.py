@@ -28,7 +28,8 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["trained"] == len(runs) and summary["raw_signal"]["annotated_beats_found"] > 0.99
     assert json.loads((tmp_path / "bench" / "bench.json").read_text())["targets"]
-    assert (tmp_path / "samples.png").is_file()
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "cross" / "scores.png").is_file()
+    assert "cross/scores.png" in report
     assert all((tmp_path / "uses" / f"{f}.png").is_file()
                for f in ("compression", "denoising", "denoising_ectopy", "gap_filling"))
     assert train_all(runs, tmp_path) == 0  # a second invocation keeps finished runs

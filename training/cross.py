@@ -314,7 +314,50 @@ def run_demo(root: Path, names: list[str]) -> list[str]:
             f"{c} {_fmt(v['scores'][result['default_score']].get('auc'))}/{_fmt(v['scores']['template'].get('auc'))}"
             for c, v in cases.items() if "auc" in v["today"]))
         done.append(name)
+    if done:
+        plot_scores(Model.load(root / "bundles" / done[0]), root / "cross")
     return done
+
+
+PLOT_RANGE = (-6.0, 16.0)  # wearer z-scores shown; beyond are piled at the edges
+
+
+def plot_scores(model: Model, folder: Path, score: str = wearer.DEFAULT_SCORE, far: float = 0.01,
+                seconds: float = CALIBRATION_SECONDS) -> Path:
+    """``scores.png``: per case, the test beats' wearer scores by label against the wearer's threshold, to
+    see at a glance where normal and abnormal beats overlap (ECG5000 also with a clean enrolment)."""
+    from .plots import plt, save_figure
+
+    cases = signal_cases() if model.preprocessing.sample_rate is not None else []
+    cases += [ecg5000_case(model.input_length), ecg5000_case(model.input_length, 0.0)]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    bins = np.linspace(*PLOT_RANGE, 89)
+    for ax, case in zip(axes.flat, cases):
+        r = run_case(model, case, score, far, seconds)
+        s, labels = np.clip(r["scores"][r["usable"]], *PLOT_RANGE), r["labels"][r["usable"]]
+        if case.quiet_until is not None:
+            late = r["seconds"][r["usable"]] >= case.quiet_until
+            groups = [("before the artefact", ~late, "tab:blue"), ("artefact (after 4:00)", late, "tab:gray")]
+        elif (labels == UNLABELLED).all():
+            groups = [("unannotated", np.ones(len(s), dtype=bool), "tab:blue")]
+        else:
+            groups = [("normal", labels == case.normal, "tab:blue"),
+                      ("abnormal", (labels != case.normal) & (labels != UNLABELLED), "tab:red")]
+        for name, sel, colour in groups:
+            ax.hist(s[sel], bins=bins, color=colour, alpha=0.6, label=f"{name} ({int(sel.sum())})")
+        ax.axvline(r["threshold"], color="k", ls="--", lw=1, label=f"wearer threshold ({far:.0%} target)")
+        ax.set_yscale("log")
+        share = float(np.mean(case.labels[case.calibration_rows] != case.normal)) if case.beats is not None else None
+        ax.set_title(case.name + ("" if share is None else f", enrolment {share:.0%} abnormal"), fontsize=10)
+        ax.set_xlabel(f"`{score}` score (robust z; clipped to {PLOT_RANGE[0]:g}..{PLOT_RANGE[1]:g})", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(cases):]:
+        ax.axis("off")
+    fig.suptitle(f"Wearer scores of the test beats, {model.manifest['model']['kind']} bundle trained on record 100; "
+                 f"calibrated on each case's first {seconds:g} s (ECG5000: 150 rows)", fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, folder, "scores")
+    return folder / "scores.png"
 
 
 def demo_markdown(root: Path) -> str:
@@ -344,6 +387,8 @@ def demo_markdown(root: Path) -> str:
         "flagged (on the unannotated records, mostly normal beats: a false-alarm rate).",
         table(["bundle", "case", "today AUC", "today flagged", "default AUC (95 % CI)", "spec.", "sens.", "flagged",
                "template AUC (95 % CI)", "spec.", "sens.", "flagged"], rows),
+        *([f"![wearer scores by case](cross/scores.png) Scores of `{Path(results[0]['bundle']).name}` by case: "
+           "the counts are on a log scale."] if (root / "cross" / "scores.png").is_file() else []),
         f"Every candidate score for `{Path(results[0]['bundle']).name}`:",
         markdown(results[0]),
     ])
