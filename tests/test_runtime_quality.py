@@ -95,6 +95,15 @@ def test_a_clipped_trace_resampled_after_clipping_is_still_clipped():
     assert list(segment_quality(up, fs).reason) == ["ok", "ok", "clipped", "ok", "ok", "ok"]
 
 
+def test_the_three_sample_median_is_numpys():
+    from ecgae.runtime.quality import _median3
+
+    w = np.random.default_rng(0).standard_normal((7, 300))
+    expected = w.copy()
+    expected[:, 1:-1] = np.median(np.lib.stride_tricks.sliding_window_view(w, 3, axis=1), axis=2)
+    np.testing.assert_array_equal(_median3(w), expected)
+
+
 def test_the_flat_test_uses_only_the_past():
     """A beat's verdict does not change with what comes after it (a stream cannot know that)."""
     signal, fs, peaks = record_100()
