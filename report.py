@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .benchmarks.markdown import table as markdown_table
 from .benchmarks.quality import report_section as quality_section
 from .runtime.io import atomic_write_bytes
 
@@ -13,6 +14,8 @@ TF_TUTORIAL = {"accuracy": 0.943, "precision": 0.992, "recall": 0.905}  # "Intro
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table of raw values: None as "-", small floats in exponent form, ints with separators."""
+
     def cell(v: object) -> str:
         if v is None:
             return "-"
@@ -20,8 +23,7 @@ def table(header: list[str], rows: list[list[object]]) -> str:
             return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}"
         return f"{v:,}" if isinstance(v, int) else str(v)
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+    return "\n".join(markdown_table(header, [[cell(v) for v in row] for row in rows]))
 
 
 def _figure_grid(runs, kind: str) -> str:
