@@ -170,10 +170,8 @@ def prematurity(rr: np.ndarray, history: np.ndarray | None = None) -> np.ndarray
     before = np.lib.stride_tricks.sliding_window_view(np.r_[np.full(RR_HISTORY, np.nan), seq], RR_HISTORY)
     before = before[: seq.size]  # row i: the RR_HISTORY positions before beat i
     known = np.isfinite(before).sum(axis=1) >= RR_MIN_HISTORY
-    expected = np.where(known, nan_median_rows(before), np.nan)
-    with np.errstate(invalid="ignore"):
-        out = np.where(np.isfinite(seq), seq / expected, np.nan)
-    return out[len(past) :]
+    expected = np.where(known, nan_median_rows(before), np.nan)  # NaN propagates without a warning
+    return np.where(np.isfinite(seq), seq / expected, np.nan)[len(past) :]
 
 
 def features(model, beats: np.ndarray, prem: np.ndarray | None, profile: WearerProfile | None,
@@ -478,4 +476,3 @@ def _trimmed_gaussian(z: np.ndarray, steps: int = 20) -> tuple[np.ndarray, np.nd
             break
         keep = new
     return center, np.linalg.inv(cov)
-
