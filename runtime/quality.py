@@ -4,8 +4,10 @@ A QRS detector finds peaks in anything, including white noise, a flat line with 
 clipped trace; scoring those "beats" produces confident nonsense. The gate looks at short segments of
 the raw signal (numpy only) and marks a segment unusable when it is
 
-- ``flat``: lead off or dropped out: almost no activity, or one value held for a long run;
-- ``clipped``: the trace sits at its extreme for a plateau no R wave has (saturated amplifier or ADC);
+- ``flat``: lead off or dropped out: almost no activity, or one value held for a long run where the
+  resolution is fine enough for a live trace to move from sample to sample;
+- ``clipped``: the trace sits at its extreme for a plateau no R wave has (saturated amplifier or ADC), entered
+  by a jump of several quantisation steps, away from the level where the trace rests;
 - ``mains``: power at 50 or 60 Hz dominates;
 - ``noise``: broadband power above the ECG band dominates, or the 5-30 Hz band has none of the sharp
   QRS bursts a heartbeat makes (its kurtosis is that of Gaussian noise).
@@ -36,6 +38,13 @@ PLATEAU_S = 0.015  # at the segment's extreme this long, entered or left abruptl
 ABRUPT = 0.01  # share of the span between a plateau and the sample next to it that makes its edge abrupt: a
 # smooth broad wave (a T wave) leaves its top by about the tolerance, a clipped QRS by far more
 LONG_PLATEAU_S = 0.1  # at the extreme this long: clipped however slowly the trace got there
+REST = 0.2  # in a coarse trace, an extreme within this share of the span of the stretch's median is where the
+# trace rests (a flat baseline between beats of one polarity, as a low-resolution monitor writes it), not a rail
+COARSE = 0.5  # share of "no move" among the trace's smallest moves (at most EDGE_STEPS quantisation steps) above
+# which its resolution is coarser than its quiet movement: an 8-bit monitor holds its baseline between every two
+# beats (0.6-0.99 on MIMIC-II), where 11- and 16-bit records move by a step or two (0.25-0.40)
+EDGE_STEPS = 2  # a rail's edge is a jump of more than this many of the recording's quantisation steps: a wave
+# that rises to its top code one step at a time is rounded by the resolution, not clipped
 MAINS_HZ = (50.0, 60.0)
 MAINS_FRACTION = 0.3  # share of segment power within 1 Hz of the mains frequency
 NOISE_BAND_HZ = 40.0  # ECG power lies below this
@@ -225,22 +234,52 @@ def _has_run(mask: np.ndarray, k: int, edge: np.ndarray | None = None) -> np.nda
 
 def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
     """The trace stays at its extreme (within 0.1 % of its span) for PLATEAU_S with an abrupt edge, as at a
-    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither.
-    The long test looks at the trace without single-sample overshoots (``_median3``); the short one not, as
-    a median filter flattens a noisy trough into a short plateau of its own."""
+    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither,
+    and nor is an extreme that lies at the trace's resting level (``REST``). The long test looks at the trace
+    without single-sample overshoots (``_median3``); the short one not, as a median filter flattens a noisy
+    trough into a short plateau of its own."""
     plateau = max(3, int(round(PLATEAU_S * fs)))
     long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
-    return _at_extreme(w, plateau, edge_share=ABRUPT) | _at_extreme(_median3(w), long)
+    step, coarse = EDGE_STEPS * _step(w), _coarse(w)
+    return (_at_extreme(w, plateau, np.maximum(ABRUPT * np.ptp(w, axis=1), step), coarse)
+            | _at_extreme(_median3(w), long, step, coarse))
 
 
-def _at_extreme(w: np.ndarray, k: int, edge_share: float | None = None) -> np.ndarray:
-    """Per row: a run of ``k`` samples within 0.1 % of the span of the row's maximum or minimum; with
-    ``edge_share``, only a run entered or left by a step of more than that share of the span."""
+def _step(w: np.ndarray) -> np.ndarray:
+    """Per row: the quantisation step, estimated as the smallest non-zero difference between samples (one ADC
+    code; near zero for a fine or resampled trace)."""
+    d = np.abs(np.diff(w, axis=1))
+    return np.where(d > 0, d, np.inf).min(axis=1, initial=np.inf)
+
+
+def _at_extreme(w: np.ndarray, k: int, edge: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Per row: a run of ``k`` samples within 0.1 % of the span of the row's maximum or minimum, entered or
+    left by a jump of more than ``edge`` (per row); in ``coarse`` rows only at an extreme away from the level
+    where the trace rests (a fine trace never holds its rest level, a coarse one does between beats)."""
     span = np.ptp(w, axis=1, keepdims=True)
+    rest = np.median(w, axis=1)
     out = np.zeros(len(w), dtype=bool)
-    for dist in (w.max(axis=1, keepdims=True) - w, w - w.min(axis=1, keepdims=True)):
-        out |= _has_run(dist <= 1e-3 * span, k, edge=None if edge_share is None else dist > edge_share * span)
+    for dist, off_rest in ((w.max(axis=1, keepdims=True) - w, w.max(axis=1) - rest),
+                           (w - w.min(axis=1, keepdims=True), rest - w.min(axis=1))):
+        away = ~coarse | (off_rest > REST * span[:, 0])
+        out |= _has_run(dist <= 1e-3 * span, k, edge=dist > edge[:, None]) & away
     return out & (span[:, 0] > 0)
+
+
+def _coarse(w: np.ndarray) -> np.ndarray:
+    """Per row: most of the trace's smallest moves (at most EDGE_STEPS quantisation steps) are no move at all,
+    so its resolution is coarser than its quiet movement (``COARSE``). The longest hold is left out: it is
+    what the dropout test judges."""
+    d = np.abs(np.diff(w, axis=1))
+    longest = _longest_run(d == 0)
+    small = (d <= EDGE_STEPS * _step(w)[:, None]).sum(axis=1) - longest
+    return (d == 0).sum(axis=1) - longest > COARSE * np.maximum(small, 1)
+
+
+def _longest_run(mask: np.ndarray) -> np.ndarray:
+    """Per row: the length of the longest run of True values."""
+    idx = np.arange(mask.shape[1])
+    return (idx - np.maximum.accumulate(np.where(mask, -1, idx), axis=1)).max(axis=1, initial=0)
 
 
 def _median3(w: np.ndarray) -> np.ndarray:
@@ -255,8 +294,10 @@ def _median3(w: np.ndarray) -> np.ndarray:
 
 
 def _held(w: np.ndarray, fs: float) -> np.ndarray:
-    """One value held for a long run: a dropout (no activity at all is ``_weak``'s)."""
-    return _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1)
+    """One value held for a long run: a dropout (no activity at all is ``_weak``'s), where the resolution is
+    fine enough for a live trace to move between samples (``COARSE``): a low-resolution recording holds its
+    baseline between beats, and there a held value says nothing."""
+    return _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1) & ~_coarse(w)
 
 
 def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:

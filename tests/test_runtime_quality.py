@@ -154,3 +154,29 @@ def test_any_signal_gets_a_verdict_or_an_ecgae_error(signal, fs, peaks):
     assert q.usable.shape == q.reason.shape == (-(-signal.size // q.segment),)
     usable, reason = beat_quality(signal, fs, peaks, 5)
     assert usable.shape == reason.shape == peaks.shape
+
+
+@pytest.mark.parametrize("rate", [125.0, 250.0, 360.0])
+@pytest.mark.parametrize("codes_per_mv", [26, 11, 5])
+def test_a_low_resolution_recording_stays_usable(rate, codes_per_mv):
+    """Record 100 as an 8-bit bedside monitor writes it (MIMIC-II: 26 and 11 ADC codes per mV at 125 Hz): the
+    baseline holds one code between beats and the R peaks span a few dozen codes. Neither is a dropout or a
+    rail; before the gate judged holds and plateaus against the quantisation step, almost none of it passed."""
+    from ecgae.runtime.preprocess import resample
+
+    signal, fs, peaks = record_100()
+    x = np.round(resample(signal, fs, rate) * codes_per_mv) / codes_per_mv
+    r = np.round(peaks * rate / fs).astype(np.int64)
+    r = r[r < x.size - rate]
+    assert segment_quality(x, rate).usable_fraction() >= 0.97
+    assert beat_quality(x, rate, r, int(300 * rate / 360))[0].mean() >= 0.97
+
+
+def test_a_rail_in_a_low_resolution_recording_is_still_caught():
+    """The same 8-bit trace driven into a rail below its R peaks is clipped: the R wave jumps onto the plateau
+    by many codes, away from where the trace rests."""
+    signal, fs, _ = record_100()
+    x = np.round(signal[: int(60 * fs)] * 26) / 26
+    level = np.median(x) + (x.max() - np.median(x)) / 3
+    q = segment_quality(np.minimum(x, level), fs)
+    assert (q.reason == "clipped").mean() >= 0.95
