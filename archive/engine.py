@@ -21,7 +21,8 @@ from . import store
 from .scoring import score_recording, summarise
 from .sources import Recording, read_recording
 
-SUMMARY_FIELDS = ("record", "source", "status", "lead", "fs", "duration_s", "beats", "unusable", "flagged",
+SUMMARY_FIELDS = ("record", "source", "status", "lead", "fs", "duration_s", "gaps", "missing_s", "beats", "unusable",
+                  "flagged",
                   "flagged_fraction", "hr_mean_bpm", "hr_median_bpm", "hr_p05_bpm", "hr_p95_bpm", "error")
 RAY_OBJECT_STORE = 256 << 20  # a local Ray only passes small status rows: keep its shared memory small
 
@@ -53,7 +54,7 @@ class Scorer:
         try:
             signal, fs, lead = read_recording(rec, o.lead, o.fs)
             columns = score_recording(self.model, signal, fs, o.calibrate_seconds)
-            summary = {"lead": lead, "fs": fs, **summarise(columns, len(signal), fs)}
+            summary = {"lead": lead, "fs": fs, **summarise(columns, signal, fs)}
             store.write_recording(store.output_path(o.out_dir, rec.name), rec.name, columns, summary,
                                   o.bundle_sha256, rec.path)
             row |= summary | {"status": "scored"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..runtime import Model
+from ..runtime.gaps import gap_spans
 
 COLUMNS = ("r_peak", "time", "score", "flag", "usable", "rr", "latent")
 
@@ -27,14 +28,17 @@ def score_recording(model: Model, signal: np.ndarray, fs: float,
             "flag": beats.flag, "usable": beats.usable, "rr": beats.rr, "latent": beats.z.astype(np.float32)}
 
 
-def summarise(columns: dict[str, np.ndarray], n_samples: int, fs: float) -> dict[str, float | int]:
-    """Duration, beat count, flagged fraction and heart-rate statistics (from RR; 5th/95th percentiles
-    rather than min/max, which single missed or extra detections dominate)."""
+def summarise(columns: dict[str, np.ndarray], signal: np.ndarray, fs: float) -> dict[str, float | int]:
+    """Duration, gaps (NaN/Inf runs: count and seconds missing), beat count, flagged fraction and heart-rate
+    statistics (from RR; 5th/95th percentiles rather than min/max, which single missed or extra detections
+    dominate)."""
+    n_samples, gaps = len(signal), gap_spans(np.asarray(signal, dtype=np.float64))
     beats = len(columns["score"])
     rr = columns["rr"][np.isfinite(columns["rr"]) & (columns["rr"] > 0)]
     hr = 60.0 / rr if rr.size else np.full(1, np.nan)
     scored = int(columns["usable"].sum())
-    return {"duration_s": n_samples / fs, "beats": beats, "unusable": beats - scored,
+    return {"duration_s": n_samples / fs, "gaps": len(gaps), "missing_s": float(np.diff(gaps).sum() / fs),
+            "beats": beats, "unusable": beats - scored,
             "flagged": int(columns["flag"].sum()),
             "flagged_fraction": float(columns["flag"].sum() / scored) if scored else float("nan"),
             "hr_mean_bpm": float(hr.mean()), "hr_median_bpm": float(np.median(hr)),

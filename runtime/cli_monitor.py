@@ -91,7 +91,9 @@ def _run(monitor: Monitor, source, args: argparse.Namespace) -> int:
     events = monitor.flush()
     beats, flagged = beats + len(events), flagged + sum(e.flag for e in events)
     _emit(events, monitor.fs)
-    print(f"ecgae monitor: {beats} beats, {flagged} flagged, {errors} bad blocks skipped", file=sys.stderr)
+    missing = sum(stop - start for start, stop in monitor.gaps) / monitor.fs
+    print(f"ecgae monitor: {beats} beats, {flagged} flagged, {len(monitor.gaps)} gaps (NaN/Inf, {missing:.3g} s "
+          f"missing), {errors} bad blocks skipped", file=sys.stderr)
     return 0
 
 

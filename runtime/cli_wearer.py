@@ -73,7 +73,10 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
             raise InputError(f"INPUT {shown(args.input)}: {e}") from None
         scores, index, usable = result.score, result.r_peak, result.usable
         why = ", ".join(f"{int((result.reason == r).sum())} {r}" for r in np.unique(result.reason[~usable]))
-        print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz); "
+        missing = int(np.diff(result.gaps).sum())
+        gaps = f"; {len(result.gaps)} gaps (NaN/Inf, {missing / fs:.3g} s missing)" if len(result.gaps) else ""
+        print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz"
+              f"{gaps}); "
               f"{int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
     with np.errstate(invalid="ignore"):
         flagged = usable & (scores > limit)

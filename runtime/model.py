@@ -16,9 +16,9 @@ import onnxruntime as ort
 from . import bundle as bundle_io
 from . import validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
+from .gaps import cut_beats_across_gaps, gap_spans
 from .preprocess import CutBeats, Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
-from .preprocess import cut_beats as _cut_beats
 from .session import direct_run, make_session
 
 CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
@@ -255,13 +255,14 @@ class Model:
         scored (NaN score and latent, no flag)."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
-        cut = self._cut(signal, validate.sample_rate(fs))
+        x = _raw(signal)
+        cut = self._cut(x, validate.sample_rate(fs))
         scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable,
                                                      next_gap=cut.next_gap)
-        return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason)
+        return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason, gap_spans(x))
 
     def _cut(self, signal: object, fs: float) -> CutBeats:
-        return _cut_beats(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
+        return cut_beats_across_gaps(_raw(signal), fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can
@@ -293,6 +294,14 @@ class Model:
                 raise BundleError(f"bundle {self.bundle_dir}: parity {key}: expected |runtime - torch| <= "
                                   f"{atol:g} + {rtol:g} * |torch|, received max {diffs[key]:.3g}")
         return diffs
+
+
+def _raw(signal: object) -> np.ndarray:
+    """A raw single-lead recording as float64 [n]; NaN/Inf samples stay: they are gaps (ecgae.runtime.gaps)."""
+    x = validate.as_numeric(signal, "signal").astype(np.float64).squeeze()
+    if x.ndim != 1 or x.size == 0:
+        raise InputError(f"signal: expected a non-empty 1-D single-lead array, received shape {np.shape(signal)}")
+    return x
 
 
 def _threshold(manifest: dict, bundle_dir: Path) -> float | None:

@@ -15,8 +15,9 @@ import numpy as np
 
 from . import validate, wearer
 from .errors import InputError
+from .gaps import finite_pieces
 from .preprocess import CUT_FIELDS
-from .stream import BeatStream, StreamBeats
+from .stream import BeatStream, StreamBeats, as_block
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,11 @@ class Monitor:
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
         self.model, self.profile = model, profile
-        self._stream = BeatStream(model.preprocessing, self.fs)
+        self._stream: BeatStream | None = None  # the current piece's; None before the first sample and in a gap
+        self._received = 0  # samples pushed, gaps included
+        self._offset = 0  # stream index of the current piece's first sample: a gap starts a new piece
+        self._in_gap = False
+        self.gaps: list[list[int]] = []  # [start, stop) of each run of NaN/Inf samples seen, as Beats.gaps
         self._enrol_until = None if calibrate_seconds is None else int(round(calibrate_seconds * self.fs))
         self._pending: list[StreamBeats] = []
         self._rr_history = np.zeros(0)
@@ -67,12 +72,57 @@ class Monitor:
 
     def push(self, samples: object) -> list[BeatEvent]:
         """Events of the beats this block settles (none while enrolling). A bad block raises InputError and
-        changes nothing: the next good block carries on."""
-        return self._events(self._stream.push(samples), final=False)
+        changes nothing: the next good block carries on. NaN/Inf samples are a gap: the beats before it are
+        settled as at the end of a recording, and the signal after it starts a piece of its own, as
+        ``Model.analyze`` cuts a recording at its gaps."""
+        x = as_block(samples, gaps=True)
+        events: list[BeatEvent] = []
+        pieces = finite_pieces(x)
+        ends = np.r_[0, pieces[:, 1]]  # a gap may lie before each piece and after the last one
+        for (start, stop), before in zip(pieces, ends):
+            if start > before:
+                events += self._gap(self._received + before)
+            events += self._piece(x[start:stop], self._received + start)
+        if ends[-1] < x.size:
+            events += self._gap(self._received + ends[-1])
+        self._received += x.size
+        return events
+
+    def _gap(self, at: int) -> list[BeatEvent]:
+        """NaN/Inf from stream index ``at``: the piece before it ends here, its remaining beats are settled."""
+        if self._in_gap:
+            return []
+        self.gaps.append([at, at])
+        self._in_gap = True
+        if self._stream is None:
+            return []
+        events = self._shifted(self._stream.flush(), final=False)
+        self._stream = None
+        return events
+
+    def _piece(self, x: np.ndarray, at: int) -> list[BeatEvent]:
+        """Finite samples ``x`` from stream index ``at``; the first after a gap start a new piece."""
+        if self._in_gap:
+            self.gaps[-1][1] = at
+            self._in_gap = False
+        if self._stream is None:
+            self._stream, self._offset = BeatStream(self.model.preprocessing, self.fs), at
+        return self._shifted(self._stream.push(x), final=False)
 
     def flush(self) -> list[BeatEvent]:
         """End of the stream: the remaining beats (and, when still enrolling, the enrolment on what came)."""
-        return self._events(self._stream.flush(), final=True)
+        if self._in_gap:
+            self.gaps[-1][1] = self._received
+            self._in_gap = False
+        stream = self._stream or BeatStream(self.model.preprocessing, self.fs)  # none yet: nothing but enrolment
+        return self._shifted(stream.flush(), final=True)
+
+    def _shifted(self, got: StreamBeats, final: bool) -> list[BeatEvent]:
+        """Events of a piece's settled beats, their R peaks as stream indices."""
+        if self._offset:
+            got = StreamBeats(*(got.r_peak + self._offset if k == "r_peak" else getattr(got, k)
+                                for k in (*CUT_FIELDS, "latency")))
+        return self._events(got, final)
 
     def _events(self, got: StreamBeats, final: bool) -> list[BeatEvent]:
         if self.enrolling:

@@ -169,7 +169,7 @@ class BeatStream:
         """Take the next block of raw samples (1-D, finite, any length) and return the beats it settles."""
         if self._closed:
             raise InputError("stream: expected more samples before flush(), received a push after flush()")
-        x = _as_block(samples)
+        x = as_block(samples)
         self._raw = np.concatenate((self._raw, x))
         out = self._resample(x, final=False)
         self._n_in += x.size
@@ -188,8 +188,9 @@ class BeatStream:
         return self._settled(final=True)
 
 
-def _as_block(samples: object) -> np.ndarray:
-    """A block of raw samples as float64 [n]; InputError (and no state change) for anything else."""
+def as_block(samples: object, gaps: bool = False) -> np.ndarray:
+    """A block of raw samples as float64 [n]; InputError (and no state change) for anything else. With
+    ``gaps``, NaN/Inf samples are kept: the caller splits the stream there (``Monitor``)."""
     try:
         x = np.asarray(samples)
     except (TypeError, ValueError) as e:
@@ -201,7 +202,7 @@ def _as_block(samples: object) -> np.ndarray:
     if x.ndim != 1:
         raise InputError(f"samples: expected a 1-D block of one lead, received shape {x.shape}")
     x = x.astype(np.float64)
-    if not np.isfinite(x).all():
+    if not gaps and not np.isfinite(x).all():
         raise InputError(f"samples: expected finite values, received {int((~np.isfinite(x)).sum())} NaN/Inf "
                          f"in a block of {x.size}; the block was dropped, the stream goes on")
     return x

@@ -16,7 +16,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,8 @@ class Beats:
     threshold: float
     usable: np.ndarray  # bool [N]: the quality gate's verdict on the signal around the beat
     reason: np.ndarray  # str [N]: "ok", or why the beat is not usable (noise, flat, clipped, mains)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # [G, 2] (start, stop) of each
+    # run of NaN/Inf samples in the input: missing signal, never bridged by a beat window or an RR interval
 
     def __len__(self) -> int:
         return len(self.r_peak)

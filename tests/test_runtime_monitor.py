@@ -115,7 +115,7 @@ def test_bad_blocks_are_refused_and_the_monitor_goes_on(model, signal):
     monitor, events = Monitor(model, FS), []
     half = signal.size // 2
     events += monitor.push(signal[:half])
-    for bad, message in ((np.array([np.nan, 1.0]), "finite"), (np.zeros((3, 2)), "1-D"),
+    for bad, message in ((np.array([np.inf, 1.0], dtype=object), "real numbers"), (np.zeros((3, 2)), "1-D"),
                          (np.array(["x"]), "real numbers")):
         with pytest.raises(InputError, match=message):
             monitor.push(bad)
