@@ -27,7 +27,8 @@ OUTPUTS = {
     "reconstruct": "reconstructed beats [B, L]",
     "score": "[B, 4] rows of (index, score, flag, usable): index is the R-peak sample for a signal or record "
              "and the row for beats; score the reconstruction MSE (or the wearer-relative score with --profile), "
-             "NaN for a beat in unusable signal; flag 1 when score > threshold; usable 0 when the quality gate "
+             "NaN for a beat in unusable signal; flag 1 when score > threshold (with --profile: when the beat is "
+             "ectopic, class S or V); usable 0 when the quality gate "
              "found the signal around the beat to be noise, flat, clipped or mains (always 1 for beats)",
 }
 

@@ -64,8 +64,10 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
     limit = profile.threshold if profile is not None else model.decision_threshold(args.threshold)
     signal, fs, beats = read_input(model, args)
     if signal is None:
-        scores = model.score(beats) if profile is None else wearer.score_beats(model, beats, None, profile)[0]
-        index, usable = np.arange(len(beats)), np.ones(len(beats), dtype=bool)
+        index = np.arange(len(beats))
+        result = wearer.score_batch(model, beats, None, profile) if profile is not None else None
+        scores = model.score(beats) if result is None else result.score
+        usable = np.ones(len(beats), dtype=bool)
     else:
         try:
             result = model.analyze(signal, fs, profile)
@@ -76,10 +78,13 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
         missing = int(np.diff(result.gaps).sum())
         gaps = f"; {len(result.gaps)} gaps (NaN/Inf, {missing / fs:.3g} s missing)" if len(result.gaps) else ""
         print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz"
-              f"{gaps}); "
-              f"{int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
-    with np.errstate(invalid="ignore"):
-        flagged = usable & (scores > limit)
-    whose = "the wearer's" if profile is not None else "the"
-    print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above {whose} threshold {limit:.6g}")
+              f"{gaps}); {int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
+    if profile is not None:
+        flagged = result.flag
+        classes = ", ".join(f"{int((result.label == c).sum())} {c}" for c in ("N", "S", "V", "Q"))
+        print(f"{int(flagged.sum())} of {int(usable.sum())} classified beats ectopic (flagged): {classes}")
+    else:
+        with np.errstate(invalid="ignore"):
+            flagged = usable & (scores > limit)
+        print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above the threshold {limit:.6g}")
     return np.column_stack([index, scores, flagged, usable]).astype(np.float64)

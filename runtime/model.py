@@ -257,9 +257,9 @@ class Model:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
         x = _raw(signal)
         cut = self._cut(x, validate.sample_rate(fs))
-        scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable,
-                                                     next_gap=cut.next_gap)
-        return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason, gap_spans(x))
+        s = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable, next_gap=cut.next_gap)
+        return wearer.Beats(cut.r_peak, cut.rr, s.z, s.score, s.flag, s.threshold, cut.usable, cut.reason, s.label,
+                            s.template, gap_spans(x))
 
     def _cut(self, signal: object, fs: float) -> CutBeats:
         return cut_beats_across_gaps(_raw(signal), fs, self.preprocessing)

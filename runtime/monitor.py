@@ -32,6 +32,8 @@ class BeatEvent:
     latency: float  # seconds of signal received after the R peak when the beat was reported
     usable: bool  # False: the signal around it is noise, flat, clipped or mains (not scored: score NaN)
     reason: str  # "ok", or why the beat is not usable
+    label: str = "Q"  # AAMI class (N, S, V; Q unusable or without a profile): see ecgae.runtime.beatclass
+    template: int = -1  # the template it joined, as in Beats.template
 
     def to_dict(self, fs: float) -> dict:
         """JSON-ready fields (NaN RR as null)."""
@@ -39,7 +41,7 @@ class BeatEvent:
                 "score": None if np.isnan(self.score) else self.score,
                 "flag": self.flag, "rr": None if np.isnan(self.rr) else self.rr,
                 "z": [float(v) for v in self.z], "latency_s": round(self.latency, 4), "usable": self.usable,
-                "reason": self.reason}
+                "reason": self.reason, "label": self.label, "template": self.template}
 
 
 class Monitor:
@@ -64,6 +66,7 @@ class Monitor:
         self._enrol_until = None if calibrate_seconds is None else int(round(calibrate_seconds * self.fs))
         self._pending: list[StreamBeats] = []
         self._rr_history = np.zeros(0)
+        self._book = None  # the recording's templates, carried from push to push as analyze carries them
 
     @property
     def enrolling(self) -> bool:
@@ -135,13 +138,15 @@ class Monitor:
             self.profile = wearer.calibrate_cut(self.model, got.take(got.r_peak < self._enrol_until))
         if got.r_peak.size == 0:
             return []
-        scores, z, flags, _ = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history,
-                                                 got.usable, got.next_gap)
+        if self.profile is not None and self._book is None:
+            self._book = wearer.book(self.model, self.profile)
+        s = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history, got.usable,
+                               got.next_gap, self._book)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
-        return [BeatEvent(int(r), float(s), bool(f), z[i], float(rr), float(lag[i]), bool(u), str(why))
-                for i, (r, s, f, rr, u, why) in enumerate(zip(got.r_peak, scores, flags, got.rr, got.usable,
-                                                             got.reason))]
+        return [BeatEvent(int(got.r_peak[i]), float(s.score[i]), bool(s.flag[i]), s.z[i], float(got.rr[i]),
+                          float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(s.label[i]), int(s.template[i]))
+                for i in range(len(got.r_peak))]
 
 
 def _concat(parts: list[StreamBeats]) -> StreamBeats:

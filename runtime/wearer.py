@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import validate
+from . import beatclass, validate
 from .errors import InputError
 from .io import write_json
 from .robust import INLIER_Z, nan_median_rows, robust_sd, typical
 
 FORMAT = "ecgae-wearer-profile"
-FORMAT_VERSION = 3  # 2: a premature next beat ends the beat's own part; 3: prematurity over the median RR
-# (features changed each time: calibrate again)
+FORMAT_VERSION = 4  # 2: a premature next beat ends the beat's own part; 3: prematurity over the median RR;
+# 4: beat templates (features or contents changed each time: calibrate again)
 RR_HISTORY = 8  # previous RR intervals whose median defines a beat's expected interval (prematurity)
 RR_MIN_HISTORY = 3  # fewer known intervals among them give no expectation: of two, one missed beat is half
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting
@@ -56,10 +56,14 @@ class Beats:
     # unusable beat
     z: np.ndarray  # float32 [N, latent]: the encoder's latent (AE: z; VAE: mu); NaN for unusable beats
     score: np.ndarray  # float64 [N]; NaN for unusable beats, which are not scored
-    flag: np.ndarray  # bool [N]: score > threshold (never for an unusable beat)
+    flag: np.ndarray  # bool [N]: with a profile, an ectopic beat (label S or V); without one, score > threshold;
+    # never for an unusable beat
     threshold: float
     usable: np.ndarray  # bool [N]: the quality gate's verdict on the signal around the beat
     reason: np.ndarray  # str [N]: "ok", or why the beat is not usable (noise, flat, clipped, mains)
+    label: np.ndarray  # str [N]: AAMI class with a profile (N, S, V; Q for an unusable beat; see beatclass);
+    # "Q" for every beat without one (no templates: enrol the wearer)
+    template: np.ndarray  # int64 [N]: the template a beat joined (its index in the recording's book), -1 if none
     gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # [G, 2] (start, stop) of each
     # run of NaN/Inf samples in the input: missing signal, never bridged by a beat window or an RR interval
 
@@ -84,6 +88,7 @@ class WearerProfile:
     latent_precision: np.ndarray  # [latent, latent] inverse of the trimmed covariance
     feature_center: dict  # feature -> median over the baseline
     feature_scale: dict  # feature -> robust SD (1.4826 MAD) over the baseline
+    templates: beatclass.Templates  # the wearer's beat shapes and the prematurity that makes a beat premature
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "graphs": dict(self.graphs),
@@ -91,7 +96,8 @@ class WearerProfile:
                 "n_beats": self.n_beats, "n_inliers": self.n_inliers, "own_samples": self.own_samples,
                 "template": self.template.tolist(), "median_residual": self.median_residual.tolist(),
                 "latent_center": self.latent_center.tolist(), "latent_precision": self.latent_precision.tolist(),
-                "feature_center": dict(self.feature_center), "feature_scale": dict(self.feature_scale)}
+                "feature_center": dict(self.feature_center), "feature_scale": dict(self.feature_scale),
+                "templates": self.templates.to_dict()}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the profile as JSON, atomically."""
@@ -122,7 +128,8 @@ class WearerProfile:
                 latent_center=np.asarray(d["latent_center"], dtype=np.float64),
                 latent_precision=np.asarray(d["latent_precision"], dtype=np.float64),
                 feature_center={k: float(d["feature_center"][k]) for k in FEATURES},
-                feature_scale={k: float(d["feature_scale"][k]) for k in FEATURES})
+                feature_scale={k: float(d["feature_scale"][k]) for k in FEATURES},
+                templates=beatclass.Templates.from_dict(d["templates"]))
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"profile {where}: missing or malformed field ({type(e).__name__}: {e})") from None
         profile._check(where)
@@ -145,6 +152,7 @@ class WearerProfile:
             (all(np.isfinite(a).all() for a in arrays), "arrays", "finite values", "NaN/Inf"),
             (all(math.isfinite(self.feature_center[f]) and self.feature_scale[f] > 0 for f in FEATURES),
              "feature_scale", "finite centres and scales > 0", self.feature_scale),
+
         ]
         for ok, name, expected, received in problems:
             if not ok:
@@ -276,20 +284,38 @@ def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_his
 
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
                 usable: np.ndarray | None = None, next_gap: np.ndarray | None = None,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(scores [N], latents [N, latent], flags [N], threshold) of a batch of beats: the wearer-relative score
-    against the profile's threshold, or without a profile the reconstruction MSE against the bundle's.
-    Unusable beats get NaN and no flag. ``Model.analyze`` and the streaming ``Monitor`` both score through
-    this one function."""
+                templates: beatclass.Book | None = None) -> Scored:
+    """Scores, latents, classes and flags of a batch of beats: with a profile, the wearer-relative score and
+    the beat classes of ``templates`` (the recording's book, carried from batch to batch; a new one from the
+    profile when None), flagged when ectopic (S or V); without a profile, the reconstruction MSE against the
+    bundle's threshold, every beat labelled Q. Unusable beats get NaN, Q and no flag. ``Model.analyze`` and
+    the streaming ``Monitor`` both score through this one function."""
+    n = len(validate.as_beats(beats, model.input_length))
     if profile is None:
         limit = model.decision_threshold()
         x = validate.as_beats(beats, model.input_length)
         scores, z = _usable_only(model, len(x), usable, lambda keep: model.score_and_encode(x[keep]))
-    else:
-        limit = profile.threshold
-        scores, z = score_beats(model, beats, rr, profile, rr_history, usable, next_gap)
-    with np.errstate(invalid="ignore"):
-        return scores, z, scores > limit, limit
+        with np.errstate(invalid="ignore"):
+            flags = scores > limit
+        return Scored(scores, z, flags, limit, np.full(n, "Q"), np.full(n, -1, dtype=np.int64))
+    scores, z = score_beats(model, beats, rr, profile, rr_history, usable, next_gap)
+    book_ = templates if templates is not None else book(model, profile)
+    x = validate.as_beats(beats, model.input_length)
+    label, template = book_.classify(x[:, 0, :], None if rr is None else _as_rr(rr, n),
+                                     np.ones(n, dtype=bool) if usable is None else np.asarray(usable))
+    return Scored(scores, z, (label == "S") | (label == "V"), profile.threshold, label, template)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What ``score_batch`` gives for a batch of beats (see ``Beats`` for each field)."""
+
+    score: np.ndarray
+    z: np.ndarray
+    flag: np.ndarray
+    threshold: float
+    label: np.ndarray
+    template: np.ndarray
 
 
 def calibrate_cut(model, cut, score: str = DEFAULT_SCORE, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
@@ -330,14 +356,26 @@ def calibrate_beats(model, beats: object, rr: object = None, score: str = DEFAUL
     z = model.encode(seen).astype(np.float64)
     residual = seen[:, 0, :].astype(np.float64) - model.decode(z.astype(np.float32)).astype(np.float64)
     center, precision = _trimmed_gaussian(z)
+    templates = beatclass.learn(geometry(model), x[:, 0, :], rr_arr)
     stats = WearerProfile(model_graphs(model), score, far, 0.0, len(x), len(x), own, template,
-                          _core_median(residual, mask), center, precision, {}, {})
+                          _core_median(residual, mask), center, precision, {}, {}, templates)
     feats, _ = features(model, x, prem, stats, gap)
     location, spread = _feature_stats(feats)
     s = combine(feats, score, location, spread)
     threshold, n_inliers = _threshold(s, far)
     return WearerProfile(stats.graphs, score, far, threshold, len(x), n_inliers, stats.own_samples,
-                         stats.template, stats.median_residual, center, precision, location, spread)
+                         stats.template, stats.median_residual, center, precision, location, spread, templates)
+
+
+def geometry(model) -> beatclass.Geometry:
+    """Where a beat's core lies in this model's window."""
+    prep = model.preprocessing
+    return beatclass.Geometry(model.input_length, prep.pre, prep.sample_rate)
+
+
+def book(model, profile: WearerProfile) -> beatclass.Book:
+    """A recording's template book, starting from the wearer's templates."""
+    return beatclass.Book(profile.templates, geometry(model))
 
 
 def _feature_stats(feats: dict[str, np.ndarray]) -> tuple[dict, dict]:

@@ -67,7 +67,9 @@ def test_analyze_fields(model, profile, signal, data):
     # RR runs to the previous beat found, which for the first windowed beat lies before the window's reach
     assert 0.3 < result.rr[0] < 2.0 and np.allclose(result.rr[1:], np.diff(peaks) / fs)
     np.testing.assert_array_equal(result.z, model.encode(beats))
-    np.testing.assert_array_equal(result.flag, result.score > profile.threshold)
+    np.testing.assert_array_equal(result.flag, np.isin(result.label, ["S", "V"]))  # flagged: ectopic beats
+    assert set(result.label) <= {"N", "S", "V"} and result.usable.all()  # Q only for unusable beats
+    assert (result.template >= 0).all()
     assert result.threshold == profile.threshold and len(result) == len(peaks)
     # record 100's first five minutes hold 4 atrial premature beats among ~370: few flags at a 1 % target
     assert result.flag.mean() < 0.05
@@ -75,6 +77,7 @@ def test_analyze_fields(model, profile, signal, data):
     np.testing.assert_allclose(plain.score, model.score(beats))
     assert plain.threshold == model.threshold
     np.testing.assert_array_equal(plain.flag, plain.score > model.threshold)
+    assert set(plain.label) == {"Q"} and (plain.template == -1).all()  # no templates without an enrolment
 
 
 def test_batches_score_like_the_whole_recording(model, profile, signal, data):

@@ -1,0 +1,270 @@
+"""Beat classes the way Holter and bedside analysers find them: templates of the wearer's beat shapes.
+
+A one-dimensional anomaly score cannot tell an abnormal group of beats from a second normal shape, and when
+ectopy is frequent it widens every robust spread the threshold rests on. Analysers do not try: they group
+beats by morphology into **templates**, take the **dominant** template as the wearer's normal, and classify
+every other template against it with physiology. Here:
+
+- a beat's *core* is its band-passed, z-scored window from CORE_S[0] before to CORE_S[1] after its R peak
+  (the QRS and the start of the ST segment, where ventricular and normal beats differ), compared by the
+  correlation of z-scored samples, best over +-SHIFT_S of alignment jitter;
+- the enrolment's usable beats are grouped in order (leader clustering: a beat joins the most similar
+  template when the correlation reaches JOIN, else it starts one); each template is then the median of its
+  members, and the largest is the dominant one;
+- a template has the **normal** morphology when it matches the dominant one (correlation >= JOIN over
+  +-WIDE_SHIFT_S, so the same beat with its fiducial on another lobe, as in a bundle branch block, is the
+  same shape) and is not wider by WIDER;
+- after the enrolment a beat that matches no template starts a new one, classified like the others, so a
+  morphology first seen later is found; templates are not averaged afterwards, so the classes of a
+  recording do not depend on how it is cut into pushes;
+- each beat's class follows from its template and its timing, per AAMI (ANSI/AAMI EC57): ``N`` normal
+  morphology on time; ``S`` (supraventricular ectopic) the normal morphology, premature; ``V`` (ventricular
+  ectopic) any other morphology; ``Q`` a
+  beat in unusable signal (not classified). Prematurity is the beat's RR over the median of the 8 intervals
+  it between normal beats (``nn_prematurity``), premature below exp(-max(PREMATURE_MIN, INLIER_Z x the
+  robust SD of its log over the enrolment's normal-to-normal intervals)): early by more than the wearer's
+  own sinus variation, and by at least PREMATURE_MIN (sinus arrhythmia changes consecutive intervals by a
+  few per cent).
+
+numpy only; beats arrive in time order, and ``Book.classify`` on a recording's beats in one call or in
+consecutive batches gives the same classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import InputError
+from .robust import INLIER_Z, nan_median_rows, robust_sd
+
+CORE_S = (0.12, 0.2)  # seconds before and after the R peak that the core spans
+SHIFT_S = 0.02  # alignment jitter a beat may have against its template (the fiducial moves a few samples)
+WIDE_SHIFT_S = 0.1  # template against the dominant: the fiducial may sit on another lobe (R and R')
+JOIN = 0.9  # correlation at which two cores are the same shape (the no-model rule's 0.90)
+WIDER = 1.25  # a QRS this much wider (or narrower) than the dominant one is not conducted the dominant way
+PREMATURE_MIN = 0.1  # log prematurity below -0.1 (about 10 % early) at the least
+LABELS = ("N", "S", "V", "F", "Q")
+NN_HISTORY = 8  # normal-to-normal intervals whose median is a beat's expected RR
+NN_MIN = 3  # fewer known give no expectation
+MAX_TEMPLATES = 64  # a recording with more shapes than this is noise, not rhythm: further beats join the nearest
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The wearer's beat shapes, learnt at enrolment: part of the wearer profile."""
+
+    core: np.ndarray  # [K, W] z-scored (zero mean, unit norm) median cores
+    count: np.ndarray  # [K] enrolment beats in each
+    normal: np.ndarray  # [K] bool: the dominant morphology (the dominant template itself included)
+    width: np.ndarray  # [K] QRS width in core samples (10-90 % of the squared slope's energy)
+    premature_log: float  # log prematurity below which a beat is premature
+
+    @property
+    def dominant(self) -> int:
+        return int(np.argmax(self.count))
+
+    def to_dict(self) -> dict:
+        return {"core": self.core.tolist(), "count": self.count.tolist(), "normal": self.normal.tolist(),
+                "width": self.width.tolist(), "premature_log": self.premature_log}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Templates:
+        t = cls(np.asarray(d["core"], dtype=np.float64), np.asarray(d["count"], dtype=np.int64),
+                np.asarray(d["normal"], dtype=bool), np.asarray(d["width"], dtype=np.float64),
+                float(d["premature_log"]))
+        k = len(t.core)
+        if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width))
+                or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)):
+            raise InputError(f"templates: expected K >= 1 finite cores with a count, class and width each, received "
+                             f"core {t.core.shape}, count {t.count.shape}")
+        return t
+
+
+class Geometry:
+    """Where the core lies in a model's beat window, in samples."""
+
+    def __init__(self, length: int, pre: int | None, rate: float | None):
+        if pre is None or rate is None:  # pre-cut beats: the whole window, no alignment to search
+            self.start, self.width, self.shift, self.wide = 0, length, 0, 0
+            return
+        before, after = (max(1, round(s * rate)) for s in CORE_S)
+        self.shift, self.wide = max(1, round(SHIFT_S * rate)), max(1, round(WIDE_SHIFT_S * rate))
+        self.start = max(0, pre - before - self.shift)
+        stop = min(length, pre + after + self.shift)
+        self.width = stop - self.start - 2 * self.shift
+
+    def cores(self, beats: np.ndarray, shift: int = 0) -> np.ndarray:
+        """[N, W] z-scored cores of beats [N, L], moved by ``shift`` samples."""
+        a = self.start + self.shift + shift
+        return _zscore(beats[:, a : a + self.width].astype(np.float64))
+
+
+def _zscore(rows: np.ndarray) -> np.ndarray:
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def similarity(geom: Geometry, beats: np.ndarray, cores: np.ndarray, shift: int) -> np.ndarray:
+    """[N, K] correlation of each beat with each core, best over +-``shift`` samples of alignment."""
+    best = np.full((len(beats), len(cores)), -np.inf)
+    for s in range(-shift, shift + 1):
+        np.maximum(best, geom.cores(beats, s) @ cores.T, out=best)
+    return best
+
+
+def _core_similarity(a: np.ndarray, b: np.ndarray, shift: int) -> float:
+    """Correlation of two cores, best over +-``shift`` samples (the overlapping parts)."""
+    best = -1.0
+    for s in range(-shift, shift + 1):
+        x, y = (a[s:], b[: len(b) - s]) if s >= 0 else (a[:s], b[-s:])
+        if len(x) > 2:
+            best = max(best, float(_zscore(x[None])[0] @ _zscore(y[None])[0]))
+    return best
+
+
+def widths(cores: np.ndarray) -> np.ndarray:
+    """[K] QRS width of cores [K, W] in samples: the span holding the middle 80 % of the squared slope's energy."""
+    e = np.cumsum(np.square(np.diff(cores, axis=1)), axis=1)
+    e /= np.maximum(e[:, -1:], 1e-300)
+    return ((e > 0.9).argmax(axis=1) - (e > 0.1).argmax(axis=1)).astype(np.float64)
+
+
+def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates:
+    """Templates of the enrolment's usable beats [N, L] in time order (see the module docstring); ``rr``:
+    their RR in seconds (NaN when unknown; None for pre-cut beats), whose prematurity spread over the beats
+    of normal morphology sets how early a beat must be to be premature."""
+    members: list[list[int]] = []
+    cores: list[np.ndarray] = []
+    for i in range(len(beats)):
+        if cores:
+            sim = similarity(geom, beats[i : i + 1], np.array(cores), geom.shift)[0]
+            k = int(np.argmax(sim))
+            if sim[k] >= JOIN or len(cores) >= MAX_TEMPLATES:
+                members[k].append(i)
+                continue
+        cores.append(geom.cores(beats[i : i + 1])[0])
+        members.append([i])
+    core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
+    count = np.array([len(m) for m in members])
+    t = _classified(geom, core, count, -PREMATURE_MIN)
+    if rr is None:
+        return t
+    template = np.empty(len(beats), dtype=np.int64)
+    for k, m in enumerate(members):
+        template[m] = k
+    normal = t.normal[template]
+    prem, _, _ = nn_prematurity(np.asarray(rr, dtype=np.float64), normal)
+    nn = normal & np.r_[False, normal[:-1]]  # sinus variability: intervals between two normal beats
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_prem = np.log(prem[nn])
+    log_prem = log_prem[np.isfinite(log_prem)]
+    spread = robust_sd(log_prem, float(np.median(log_prem))) if log_prem.size else 0.0
+    return replace(t, premature_log=-max(PREMATURE_MIN, INLIER_Z * spread))
+
+
+def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | None = None, last_normal: bool = False,
+                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(prematurity [N], NN history after these beats, whether the last beat was normal): each beat's RR over
+    the median of the NN_HISTORY intervals between two beats of normal morphology before it (NaN with fewer
+    than NN_MIN known), as heart-rate analysis takes normal-to-normal intervals: in bigeminy the expected
+    interval is the sinus one, not a mix of coupling intervals and pauses. ``history`` and ``last_normal``
+    carry the state of earlier batches, so batches give what one call gives."""
+    past = np.zeros(0) if history is None else np.asarray(history, dtype=np.float64)
+    nn = normal & np.r_[last_normal, normal[:-1]] & np.isfinite(rr)
+    seq = np.r_[past, rr[nn]]
+    before = np.cumsum(np.r_[0, nn[:-1]]) + past.size  # NN intervals known before each beat
+    padded = np.r_[np.full(NN_HISTORY, np.nan), seq]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, NN_HISTORY)[before]  # the NN_HISTORY before each
+    known = np.isfinite(windows).sum(axis=1) >= NN_MIN
+    expected = np.where(known, nan_median_rows(windows), np.nan)
+    with np.errstate(invalid="ignore"):
+        prem = rr / expected
+    return prem, seq[-NN_HISTORY:], bool(normal[-1]) if normal.size else last_normal
+
+
+def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float) -> Templates:
+    """Templates with each one's class against the dominant (the largest)."""
+    width = widths(core)
+    dom = int(np.argmax(count))
+    same = np.array([_core_similarity(c, core[dom], geom.wide) for c in core])
+    normal = (same >= JOIN) & ~_conducted_otherwise(width, width[dom])
+    normal[dom] = True
+    return Templates(core, count, normal, width, premature_log)
+
+
+def _conducted_otherwise(width: np.ndarray, dominant: float) -> np.ndarray:
+    """A QRS wider or narrower than the dominant one by WIDER: the beat took another path through the
+    ventricles (a ventricular beat; in a bundle branch block also a narrower one)."""
+    return np.abs(np.log(np.maximum(width, 1.0) / max(dominant, 1.0))) >= math.log(WIDER)
+
+
+def _choose(sim: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """[N] template of each beat from its similarities [N, K]: the most similar normal one when it reaches JOIN
+    (a beat of the normal shape is normal, however well it also matches another), else the most similar one
+    when it reaches JOIN, else -1 (a new shape)."""
+    best = sim.argmax(axis=1)
+    out = np.where(sim[np.arange(len(sim)), best] >= JOIN, best, -1)
+    if normal.any():
+        idx = np.flatnonzero(normal)
+        near = idx[sim[:, idx].argmax(axis=1)]
+        out = np.where(sim[np.arange(len(sim)), near] >= JOIN, near, out)
+    return out
+
+
+class Book:
+    """The templates of one recording: the profile's, and the shapes found since (``classify`` adds them)."""
+
+    def __init__(self, templates: Templates, geom: Geometry):
+        if templates.core.shape[1] != geom.width:
+            raise InputError(f"templates: expected cores of {geom.width} samples (this model's window), received "
+                             f"{templates.core.shape[1]}")
+        self.geom, self.base = geom, templates
+        self.core, self.normal, self.width = templates.core, templates.normal, templates.width
+        self._nn, self._last_normal = np.zeros(0), False  # the rhythm so far (``nn_prematurity``)
+
+    def classify(self, beats: np.ndarray, rr: np.ndarray | None, usable: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(label [N] str, template [N] int, -1 for unusable beats) of beats [N, L] in time order, each after
+        the beats of earlier calls; ``rr``: seconds since the previous beat (NaN when unknown; None for pre-cut
+        beats)."""
+        n = len(beats)
+        template = np.full(n, -1, dtype=np.int64)
+        rows = np.flatnonzero(usable)
+        if rows.size:
+            chosen = _choose(similarity(self.geom, beats[rows], self.core, self.geom.shift), self.normal)
+            template[rows] = chosen
+            for i in rows[chosen < 0]:  # new shapes, in time order: a later beat of the same shape joins them
+                template[i] = self._place(beats[i : i + 1])
+        label = np.full(n, "Q", dtype="<U1")
+        ok = template >= 0
+        t = template[ok]
+        early = np.zeros(n, dtype=bool)
+        if rr is not None:
+            normal = ok & self.normal[np.maximum(template, 0)]
+            prem, self._nn, self._last_normal = nn_prematurity(np.asarray(rr, dtype=np.float64), normal, self._nn,
+                                                               self._last_normal)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                early = np.log(prem) < self.base.premature_log
+        label[ok] = np.where(~self.normal[t], "V", np.where(early[ok], "S", "N"))
+        return label, template
+
+    def _place(self, beat: np.ndarray) -> int:
+        """The template of a beat that matched none before this batch: one found earlier in it, or a new one."""
+        base = len(self.base.core)
+        if len(self.core) >= MAX_TEMPLATES:
+            return int(np.argmax(similarity(self.geom, beat, self.core, self.geom.shift)[0]))
+        if len(self.core) > base:
+            k = int(_choose(similarity(self.geom, beat, self.core[base:], self.geom.shift), self.normal[base:])[0])
+            if k >= 0:
+                return base + k
+        core = self.geom.cores(beat)
+        dom = self.base.core[self.base.dominant]
+        w = widths(core)
+        same = _core_similarity(core[0], dom, self.geom.wide) >= JOIN
+        self.core = np.vstack((self.core, core))
+        self.normal = np.r_[self.normal, same & ~_conducted_otherwise(w, self.width[self.base.dominant])[0]]
+        self.width = np.r_[self.width, w]
+        return len(self.core) - 1
