@@ -157,8 +157,9 @@ def markdown(result: dict) -> str:
         if not rows:
             continue
         rows += [_row(f"**gross ({kind})**", name, s) for name, s in result["gross"][kind].items()]
-        lines += [f"**EC57 beat classes: {title}** (beats after the first {result['enrol_seconds']:g} s; "
-                  "V and S count the reference beats scored)", "", *table(HEADER, rows), ""]
+        lines += [f"**EC57 beat classes: {title}** (beats after each record's enrolment: its first "
+                  f"{result['enrol_seconds']:g} s, or the first half of a record shorter than twice that; V and S "
+                  "count the reference beats scored; 150 ms match window)", "", *table(HEADER, rows), ""]
     return "\n".join(lines)
 
 

@@ -129,3 +129,28 @@ def test_cli_ec57(mitdb_bundle, generated, tmp_path, monkeypatch, capsys):
     assert r["methods"]["model"]["beat_se"] > 0.98 and "| gen MLII | correlation |" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path), "--ec57", str(tmp_path / "gen"), "--out", str(out)]) == 2
     assert main(["evaluate", str(mitdb_bundle), "--ec57", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+class BaselineModel:
+    """A stand-in with the classifier API: the runtime detector's beats, correlation labels, Ward templates."""
+
+    def calibrate(self, signal, fs, seconds=None):
+        return None
+
+    def analyze(self, signal, fs, profile=None):
+        from ecgae.evaluation.beat_baselines import correlation
+
+        r_peak = ec57.detect(signal, fs)
+        return SimpleNamespace(r_peak=r_peak, label=correlation(signal, fs, r_peak)[0],
+                               template=ward(signal, fs, r_peak)[1])
+
+
+def test_report_section(tmp_path):
+    from ecgae.evaluation.ec57_report import report_section
+
+    text = report_section(BaselineModel(), tmp_path, burdens=(0.2,), patterns=("couplets",), leads=("V5",))
+    result = json.loads((tmp_path / "ec57.json").read_text())
+    assert [r["record"] for r in result["records"]] == ["generated 100 V5 couplets 20%"]
+    assert result["records"][0]["methods"]["model"]["veb_se"] > 0.9
+    assert "GENERATED" in text and "ec57_templates.png" in text
+    assert (tmp_path / "ec57_templates.png").read_bytes()[:4] == b"\x89PNG"
