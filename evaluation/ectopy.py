@@ -3,9 +3,9 @@
 A real recording of mostly normal beats (record 100, MLII or V5) is edited beat by beat: a premature
 ventricular beat (a real PVC's waveform) is put in at a coupling of 0.55-0.70 RR after a normal beat and
 the sinus beat it pre-empts is taken out, so the next sinus beat arrives on time (a full compensatory
-pause); runs put several ventricular beats in at 0.5-0.7 RR apart; an interpolated beat sits at 0.40-0.50 RR
-between two sinus beats and nothing is taken out (no pause; the next sinus beat comes 0.15-0.25 s late,
-as its conduction is slowed, so the record grows by that much); a fusion beat replaces a sinus beat on time
+pause); runs put several ventricular beats in at 0.5-0.7 RR apart; an interpolated beat comes at the same coupling
+but nothing is taken out (no pause): the next sinus beat is conducted 0.2-0.3 s late, as the PVC's
+refractory period slows its conduction, so the record grows by that much; a fusion beat replaces a sinus beat on time
 by a weighted mix of that beat and the ventricular waveform. A beat is taken out by bridging its P-QRS-T
 with the baseline around it; a ventricular waveform is added onto the baseline with tapered edges, so
 that it overlaps the previous T wave as a premature beat does. Annotations follow the edit: V at each
@@ -37,8 +37,7 @@ PRE_S, POST_S = 0.12, 0.45  # ventricular waveform around its R peak: QRS onset 
 TAPER_IN_S, TAPER_OUT_S = 0.03, 0.1
 COUPLING = (0.55, 0.70)  # premature beat: fraction of the sinus RR after the normal beat before it
 RUN_CYCLE = (0.5, 0.7)  # ventricular cycle within runs, as a fraction of the sinus RR
-INTERPOLATED_AT = (0.40, 0.50)
-INTERPOLATED_DELAY_S = (0.15, 0.25)  # the sinus beat after an interpolated PVC comes this much later
+INTERPOLATED_DELAY_S = (0.2, 0.3)  # the sinus beat after an interpolated PVC comes this much later
 NEXT_SINUS = 0.75  # the first sinus beat kept after ectopy is at least this many RR after the last V beat
 CUT_PRE_S, CUT_POST_S = 0.25, 0.45  # a sinus beat taken out: its P wave to the end of its T wave
 FADE_S = 0.02
@@ -148,12 +147,9 @@ class _Planner:
         """Place ``k`` ventricular beats after normal beat ``i``; the index of the next kept beat, or None
         when the beats needed are not all normal (the event is skipped there)."""
         rr, u = self.rr(i), self.rng.uniform
-        if interpolated:
-            at = [self.t[i] + u(*INTERPOLATED_AT) * rr]
-        else:
-            at = [self.t[i] + u(*COUPLING) * rr]
-            for _ in range(k - 1):
-                at.append(at[-1] + u(*RUN_CYCLE) * rr)
+        at = [self.t[i] + u(*COUPLING) * rr]
+        for _ in range(k - 1):
+            at.append(at[-1] + u(*RUN_CYCLE) * rr)
         nxt = i + 1
         while nxt < len(self.t) and not interpolated and self.t[nxt] < at[-1] + NEXT_SINUS * rr:
             nxt += 1
@@ -164,7 +160,7 @@ class _Planner:
             self.plan.v_at.append((int(round(a)), int(pick)))
         self.plan.removed.update(range(i + 1, nxt))
         if interpolated:  # the next sinus beat is conducted late (its PR lengthens): hold the baseline
-            where = int(self.t[i + 1] - min(CUT_PRE_S * self.fs, 0.4 * rr))
+            where = int(max(self.t[i + 1] - min(CUT_PRE_S * self.fs, 0.4 * rr), at[0] + 0.1 * self.fs))  # after V
             self.plan.delays.append((where, int(round(u(*INTERPOLATED_DELAY_S) * self.fs))))
         self.plan.runs[k] += 1
         return nxt
