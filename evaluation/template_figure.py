@@ -64,6 +64,8 @@ def plot_templates(signal: np.ndarray, fs: float, r_peak: np.ndarray, template: 
         ax.set_title(f"#{s['template']}: {s['count']} beats, class {s['class']}" + (f"\n({others})" if others else ""),
                      fontsize=9)
         ax.set_xlabel("ms from R", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mV, 0.5-40 Hz", fontsize=8)
     for ax in list(axes.flat)[len(summary) :]:
         ax.axis("off")
     fig.suptitle(title or "beat templates", fontsize=10)
