@@ -78,6 +78,19 @@ def generated_settings(leads: tuple[str, ...] = LEADS, patterns: tuple[str, ...]
                                seed=seed + 100 * p + b, name=f"generated 100 {lead} {pattern} {burden:.0%}")
 
 
+def write_wfdb(rec: GeneratedRecord, folder: Path, record_name: str, lead: str = "ECG") -> Path:
+    """Write a generated record as a WFDB record (16-bit, 200 ADC units/mV) with its ``.atr`` annotations,
+    for ``ecgae evaluate BUNDLE --ec57`` or any WFDB tool; returns the record's path without extension."""
+    import wfdb
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(record_name, fs=rec.fs, units=["mV"], sig_name=[lead], p_signal=rec.signal[:, None], fmt=["16"],
+                adc_gain=[200.0], baseline=[0], comments=[f"GENERATED: {rec.name}"], write_dir=str(folder))
+    wfdb.wrann(record_name, "atr", rec.ann_sample, list(rec.ann_symbol), write_dir=str(folder))
+    return folder / record_name
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", type=Path, help="folder holding mitdb/ and mitdb-60s/ WFDB records")

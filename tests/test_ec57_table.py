@@ -114,11 +114,9 @@ def test_cli_ec57(mitdb_bundle, generated, tmp_path, monkeypatch, capsys):
     from ecgae.cli import main
 
     rec = generated["isolated"]
-    n = int(300 * rec.fs)
-    keep = rec.ann_sample < n
-    wfdb.wrsamp("gen", fs=rec.fs, units=["mV"], sig_name=["MLII"], p_signal=rec.signal[:n, None], fmt=["16"],
-                 write_dir=str(tmp_path))
-    wfdb.wrann("gen", "atr", rec.ann_sample[keep], list(rec.ann_symbol[keep]), write_dir=str(tmp_path))
+    path = ectopy_sources.write_wfdb(rec, tmp_path, "gen", "MLII")
+    assert np.array_equal(wfdb.rdann(str(path), "atr").sample, rec.ann_sample)
+    assert np.abs(wfdb.rdrecord(str(path)).p_signal[:, 0] - rec.signal).max() <= 0.0025 + 1e-9  # half of 1/200 mV
     _flag_as_label(monkeypatch)
     out = tmp_path / "ec57.json"
     args = ["evaluate", str(mitdb_bundle), "--ec57", str(tmp_path / "gen"), "--out", str(out), "--enrol-seconds", "60"]
