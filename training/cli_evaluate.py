@@ -18,9 +18,17 @@ def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
     p.add_argument("--cross", action="store_true",
                    help="cross-wearer mode (a bundle): calibrate on the first part of other people's data, score the "
                         "rest, every score candidate beside the no-model template baseline")
+    p.add_argument("--ec57", nargs="+", type=Path, metavar="RECORD",
+                   help="EC57 beat-class tables of a bundle on WFDB records with .atr annotations, beside the "
+                        "no-model baselines (ecgae.evaluation.ec57)")
+    p.add_argument("--enrol-seconds", type=float, default=120.0, help="with --ec57: enrolment left out of the counts")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ec57:
+        from ..evaluation.ec57 import run_cli
+
+        return run_cli(args.model, args.ec57, args.out, args.enrol_seconds)
     if args.cross:
         from .cross import evaluate_cross, markdown
 

@@ -1,0 +1,50 @@
+"""The demo report's EC57 section: the tables (real records when given, GENERATED ones always, since the
+package carries what they are built from) and the template figure of one recording."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.errors import InputError
+from ..runtime.io import write_json
+from .ec57 import ENROL_SECONDS, WfdbRecording, ec57_table, enrolment, markdown, model_labels
+from .ectopy import PATTERNS
+from .ectopy_sources import LEADS, generated_settings
+from .template_figure import plot_templates
+
+REPORT_BURDENS = (0.2, 0.4)  # the demo's generated settings: every pattern at these burdens, both leads
+
+
+def model_templates(beats: object) -> np.ndarray:
+    """``beats.template`` of ``Model.analyze``: the template (cluster) each beat joined, -1 for none."""
+    template = getattr(beats, "template", None)
+    if template is None:
+        raise InputError("beats.template: expected the template id of each beat from Model.analyze, received "
+                         "beats without a template field (a runtime that keeps no templates)")
+    return np.asarray(template)
+
+
+def template_figure(model: object, rec, out: Path, enrol_seconds: float = ENROL_SECONDS) -> Path:
+    """The templates the model keeps for one recording after enrolling on its start."""
+    signal, fs = np.asarray(rec.signal, dtype=np.float64), float(rec.fs)
+    profile = model.calibrate(signal, fs, seconds=enrolment(signal.size / fs, enrol_seconds))
+    beats = model.analyze(signal, fs, profile=profile)
+    kind = "GENERATED " if getattr(rec, "generated", False) else ""
+    return plot_templates(signal, fs, beats.r_peak, model_templates(beats), model_labels(beats), out,
+                          f"{kind}{rec.name}: the model's templates (mean beat, count, class)")
+
+
+def report_section(model: object, out_dir: Path, records: Iterable[str | Path] = (),
+                   burdens: tuple[float, ...] = REPORT_BURDENS, patterns: tuple[str, ...] = PATTERNS,
+                   leads: tuple[str, ...] = LEADS, enrol_seconds: float = ENROL_SECONDS) -> str:
+    """Write ``ec57.json`` and ``ec57_templates.png`` into ``out_dir``; return the Markdown section. The
+    figure shows the first real record given, else the first generated one."""
+    recordings = [WfdbRecording(r) for r in records] + list(generated_settings(leads, patterns, burdens))
+    result = ec57_table(recordings, model, enrol_seconds)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "ec57.json", result)
+    figure = template_figure(model, recordings[0], out_dir / "ec57_templates.png", enrol_seconds)
+    return f"{markdown(result)}\n![beat templates of {recordings[0].name}]({figure.name})\n"
