@@ -78,15 +78,6 @@ def detect(signal: np.ndarray, fs: float) -> np.ndarray:
     return detect_r_peaks(fir_filter(np.asarray(signal, dtype=np.float64), design_bandpass(fs, BAND_HZ)), fs)
 
 
-def model_labels(beats: object) -> np.ndarray:
-    """``beats.label`` of ``Model.analyze``: the per-beat AAMI classes the table scores."""
-    label = getattr(beats, "label", None)
-    if label is None:
-        raise InputError("beats.label: expected per-beat AAMI classes (N S V F Q, / paced) from Model.analyze, "
-                         "received beats without a label field (a runtime that does not classify beats)")
-    return np.asarray(label).astype(str)
-
-
 def _entry(m: np.ndarray) -> dict:
     return {"confusion": m.tolist(), **aami.statistics(m)}
 
@@ -102,7 +93,7 @@ def evaluate_recording(rec: Recording, model: object | None = None, enrol_second
     if model is not None:
         beats = model.analyze(signal, fs, profile=model.calibrate(signal, fs, seconds=enrol))
         r_peak = np.asarray(beats.r_peak, dtype=np.int64)
-        labels[model_name] = model_labels(beats)
+        labels[model_name] = np.asarray(beats.label).astype(str)
     else:
         r_peak = detect(signal, fs)
     for name, classify in BASELINES.items():

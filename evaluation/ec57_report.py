@@ -8,23 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from .ec57 import ENROL_SECONDS, WfdbRecording, ec57_table, enrolment, markdown, model_labels
+from .ec57 import ENROL_SECONDS, WfdbRecording, ec57_table, enrolment, markdown
 from .ectopy import PATTERNS
 from .ectopy_sources import LEADS, generated_settings
 from .template_figure import plot_templates
 
 REPORT_BURDENS = (0.2, 0.4)  # the demo's generated settings: every pattern at these burdens, both leads
-
-
-def model_templates(beats: object) -> np.ndarray:
-    """``beats.template`` of ``Model.analyze``: the template (cluster) each beat joined, -1 for none."""
-    template = getattr(beats, "template", None)
-    if template is None:
-        raise InputError("beats.template: expected the template id of each beat from Model.analyze, received "
-                         "beats without a template field (a runtime that keeps no templates)")
-    return np.asarray(template)
 
 
 def template_figure(model: object, rec, out: Path, enrol_seconds: float = ENROL_SECONDS) -> Path:
@@ -33,7 +23,7 @@ def template_figure(model: object, rec, out: Path, enrol_seconds: float = ENROL_
     profile = model.calibrate(signal, fs, seconds=enrolment(signal.size / fs, enrol_seconds))
     beats = model.analyze(signal, fs, profile=profile)
     kind = "GENERATED " if getattr(rec, "generated", False) else ""
-    return plot_templates(signal, fs, beats.r_peak, model_templates(beats), model_labels(beats), out,
+    return plot_templates(signal, fs, beats.r_peak, beats.template, beats.label, out,
                           f"{kind}{rec.name}: the model's templates (mean beat, count, class)")
 
 

@@ -77,11 +77,6 @@ def test_table_markdown_and_gross(generated):
     assert "GENERATED" in text and "**gross (generated)**" in text and "Real annotated" not in text
 
 
-def test_model_without_labels_is_refused():
-    with pytest.raises(InputError, match="beats.label"):
-        ec57.model_labels(SimpleNamespace(r_peak=np.arange(3), flag=np.zeros(3, bool)))
-
-
 def test_template_figure(generated, tmp_path):
     rec = generated["couplets"]
     r_peak = rec.ann_sample[np.isin(rec.ann_symbol, list("NAV"))]
