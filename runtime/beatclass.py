@@ -10,7 +10,7 @@ every other template against it with physiology. Here:
   correlation of z-scored samples, best over +-SHIFT_S of alignment jitter;
 - the enrolment's usable beats are grouped in order (leader clustering: a beat joins the most similar
   template when the correlation reaches JOIN, else it starts one); each template is then the median of its
-  members, and the largest is the dominant one;
+  members, and the dominant one is the narrowest of the largest (``dominant``);
 - a template has the **normal** morphology when it matches the dominant one (correlation >= JOIN over
   +-WIDE_SHIFT_S, so the same beat with its fiducial on another lobe, as in a bundle branch block, is the
   same shape) and is not wider by WIDER;
@@ -18,7 +18,8 @@ every other template against it with physiology. Here:
   morphology first seen later is found; templates are not averaged afterwards, so the classes of a
   recording do not depend on how it is cut into pushes;
 - each beat's class follows from its template and its timing, per AAMI (ANSI/AAMI EC57): ``N`` normal
-  morphology on time; ``S`` (supraventricular ectopic) the normal morphology, premature; ``V`` (ventricular
+  morphology on time; ``S`` (supraventricular ectopic) the normal morphology, premature after a normal
+  beat; ``V`` (ventricular
   ectopic) any other morphology; ``Q`` a
   beat in unusable signal (not classified). Prematurity is the beat's RR over the median of the 8 intervals
   it between normal beats (``nn_prematurity``), premature below exp(-max(PREMATURE_MIN, INLIER_Z x the
@@ -47,6 +48,7 @@ JOIN = 0.9  # correlation at which two cores are the same shape (the no-model ru
 WIDER = 1.25  # a QRS this much wider (or narrower) than the dominant one is not conducted the dominant way
 PREMATURE_MIN = 0.1  # log prematurity below -0.1 (about 10 % early) at the least
 LABELS = ("N", "S", "V", "F", "Q")
+DOMINANT_SHARE = 0.5  # templates this large against the largest may be the normal one
 NN_HISTORY = 8  # normal-to-normal intervals whose median is a beat's expected RR
 NN_MIN = 3  # fewer known give no expectation
 MAX_TEMPLATES = 64  # a recording with more shapes than this is noise, not rhythm: further beats join the nearest
@@ -64,7 +66,7 @@ class Templates:
 
     @property
     def dominant(self) -> int:
-        return int(np.argmax(self.count))
+        return dominant(self.count, self.width)
 
     def to_dict(self) -> dict:
         return {"core": self.core.tolist(), "count": self.count.tolist(), "normal": self.normal.tolist(),
@@ -188,11 +190,19 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
 def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float) -> Templates:
     """Templates with each one's class against the dominant (the largest)."""
     width = widths(core)
-    dom = int(np.argmax(count))
+    dom = dominant(count, width)
     same = np.array([_core_similarity(c, core[dom], geom.wide) for c in core])
     normal = (same >= JOIN) & ~_conducted_otherwise(width, width[dom])
     normal[dom] = True
     return Templates(core, count, normal, width, premature_log)
+
+
+def dominant(count: np.ndarray, width: np.ndarray) -> int:
+    """The wearer's normal template: of those holding at least DOMINANT_SHARE of the largest one's beats, the
+    one with the narrowest QRS (normal conduction is the fastest). With frequent ectopy a ventricular template
+    can be as large as the normal one; it is never narrower."""
+    big = np.flatnonzero(count >= DOMINANT_SHARE * count.max())
+    return int(big[np.argmin(width[big])])
 
 
 def _conducted_otherwise(width: np.ndarray, dominant: float) -> np.ndarray:
@@ -244,10 +254,12 @@ class Book:
         early = np.zeros(n, dtype=bool)
         if rr is not None:
             normal = ok & self.normal[np.maximum(template, 0)]
+            after_normal = np.r_[self._last_normal, normal[:-1]]  # prematurity is judged from a normal beat:
+            # the sinus beat after an interpolated or a compensated ventricular beat is not early
             prem, self._nn, self._last_normal = nn_prematurity(np.asarray(rr, dtype=np.float64), normal, self._nn,
                                                                self._last_normal)
             with np.errstate(divide="ignore", invalid="ignore"):
-                early = np.log(prem) < self.base.premature_log
+                early = (np.log(prem) < self.base.premature_log) & after_normal
         label[ok] = np.where(~self.normal[t], "V", np.where(early[ok], "S", "N"))
         return label, template
 

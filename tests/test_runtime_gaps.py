@@ -79,6 +79,7 @@ def test_the_monitor_splits_the_stream_at_gaps_as_analyze_does(model, gapped):
         np.testing.assert_array_equal([e.flag for e in events], want.flag)
         np.testing.assert_allclose([e.rr for e in events], want.rr, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(np.array(monitor.gaps), want.gaps)
+        np.testing.assert_array_equal([e.label for e in events], want.label)
 
 
 def test_only_gaps_is_refused_by_name(model):

@@ -53,6 +53,8 @@ def assert_like_analyze(events, result) -> None:
     np.testing.assert_allclose(np.stack([e.z for e in events]), result.z, rtol=0, atol=1e-5)
     np.testing.assert_array_equal([e.usable for e in events], result.usable)
     np.testing.assert_array_equal([e.reason for e in events], result.reason)
+    np.testing.assert_array_equal([e.label for e in events], result.label)
+    np.testing.assert_array_equal([e.template for e in events], result.template)
 
 
 @pytest.fixture(scope="module")

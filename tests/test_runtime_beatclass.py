@@ -1,0 +1,161 @@
+"""Beat classes from the wearer's templates: what each rule does, on record 100 and on beats built to test it."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import numpy as np
+import pytest
+from ecgae.runtime import InputError, Model, beatclass, wearer
+from ecgae.runtime.beatclass import Book, Geometry, Templates, learn, nn_prematurity
+
+FS = 360.0
+
+
+@pytest.fixture(scope="module")
+def record() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Record 100's MLII in mV and its reference beats (sample, symbol)."""
+    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+        x = (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
+        return x, z["mitdb_100_ann_sample"], z["mitdb_100_ann_symbol"]
+
+
+@pytest.fixture(scope="module")
+def model(mitdb_bundle) -> Model:
+    return Model.load(mitdb_bundle)
+
+
+def matched(result, sample: np.ndarray, symbol: np.ndarray, after: float) -> tuple[np.ndarray, np.ndarray]:
+    """(reference symbol, label) of the beats found within 150 ms of a reference beat after ``after`` seconds."""
+    beat = np.isin(symbol, list("NAV"))
+    sample, symbol = sample[beat], symbol[beat]
+    j = np.clip(np.searchsorted(sample, result.r_peak), 1, len(sample) - 1)
+    j = np.where(np.abs(sample[j] - result.r_peak) < np.abs(sample[j - 1] - result.r_peak), j, j - 1)
+    keep = (np.abs(sample[j] - result.r_peak) <= 0.15 * FS) & (result.r_peak >= after * FS)
+    return symbol[j][keep], result.label[keep]
+
+
+def test_record_100_normal_beats_stay_normal_and_its_atrial_premature_beats_are_found(model, record):
+    """Record 100 after a 2-minute enrolment: at most 1 % of its normal beats flagged, and its atrial premature
+    beats (A: a normal QRS, early) found as S by their timing against the normal-to-normal rhythm."""
+    x, sample, symbol = record
+    result = model.analyze(x, FS, model.calibrate(x, FS, seconds=120))
+    ref, label = matched(result, sample, symbol, after=120)
+    assert (label[ref == "N"] != "N").mean() <= 0.01
+    assert (label[ref == "A"] == "S").mean() >= 0.9 and (ref == "A").sum() >= 25
+    assert (label[ref == "V"] == "V").all()
+
+
+def ectopic(x: np.ndarray, sample: np.ndarray, symbol: np.ndarray, every: int, start_s: float):
+    """Record 100's first 5 minutes with every ``every``-th normal beat after ``start_s`` replaced by the
+    record's own ventricular beat (its one V, a wide inverted complex), 35 % early, followed by a compensatory
+    pause: a real morphology in a planted rhythm. Returns (signal, V beat samples, N beat samples after
+    ``start_s``)."""
+    v = int(sample[symbol == "V"][0])
+    wave = x[v - 90 : v + 160] - np.linspace(x[v - 90], x[v + 159], 250)
+    y = x[: int(300 * FS)].copy()
+    normal = sample[(symbol == "N") & (sample > start_s * FS) & (sample < y.size - 400)]
+    planted = []
+    for i in range(0, len(normal) - 1, every):
+        prev, here = normal[i], normal[i + 1]
+        at = prev + int(0.65 * (here - prev))  # premature: 65 % of the sinus interval
+        seg = slice(at - 90, at + 160)
+        y[seg] = np.linspace(y[seg.start], y[seg.stop - 1], 250) + wave
+        y[here - 90 : here + 160] = np.linspace(y[here - 90], y[here + 159], 250)  # the sinus beat it replaces
+        planted.append(at)
+    return y, np.array(planted), np.setdiff1d(normal, normal[1::every][: len(planted)])
+
+
+@pytest.mark.parametrize("every", [2, 5])
+def test_planted_ventricular_beats_are_found_at_frequent_burden(model, record, every):
+    """Bigeminy (every 2nd beat) and every 5th beat ventricular, from the enrolment on: the ventricular beats
+    form templates of their own, unlike the dominant one, and are V; the normal beats stay N."""
+    x, sample, symbol = record
+    y, v_at, n_at = ectopic(x, sample, symbol, every, start_s=20)
+    result = model.analyze(y, FS, model.calibrate(y, FS, seconds=120))
+    late = result.r_peak >= 120 * FS
+
+    def labels_at(points):
+        j = np.searchsorted(result.r_peak, points)
+        j = np.clip(j, 1, len(result.r_peak) - 1)
+        j = np.where(np.abs(result.r_peak[j] - points) < np.abs(result.r_peak[j - 1] - points), j, j - 1)
+        ok = (np.abs(result.r_peak[j] - points) <= 0.15 * FS) & late[j]
+        return result.label[j[ok]]
+
+    v, n = labels_at(v_at), labels_at(n_at)
+    assert len(v) >= 20 and (v == "V").mean() >= 0.95
+    assert (n == "N").mean() >= 0.98
+
+
+def test_new_shapes_after_enrolment_get_templates_and_a_class(model, record):
+    """Ventricular beats that first appear after the enrolment start a template of their own."""
+    x, sample, symbol = record
+    y, v_at, _ = ectopic(x, sample, symbol, every=4, start_s=150)
+    profile = model.calibrate(y, FS, seconds=120)
+    result = model.analyze(y, FS, profile)
+    assert len(profile.templates.core) <= 2  # record 100's own shapes only: one V came before 150 s at most
+    new = np.unique(result.template[result.label == "V"])
+    assert new.size >= 1 and (new >= len(profile.templates.core)).all()
+    assert (result.label == "V").sum() >= 0.9 * len(v_at)
+
+
+def test_nn_prematurity_uses_normal_to_normal_intervals_and_carries_across_batches():
+    rr = np.array([1.0, 1.0, 1.0, 1.0, 0.6, 1.4, 1.0, 1.0, 0.6, 1.4])
+    normal = np.array([True, True, True, True, False, True, True, True, False, True])
+    prem, _, _ = nn_prematurity(rr, normal)
+    assert np.isnan(prem[:4]).all()  # fewer than 3 normal-to-normal intervals known (the first RR's start is not)
+    assert prem[4] == pytest.approx(0.6) and prem[5] == pytest.approx(1.4)  # the pause is not an NN interval
+    parts, state = [], (None, False)
+    for a, b in ((0, 4), (4, 5), (5, 6), (6, 10)):
+        p, *state = nn_prematurity(rr[a:b], normal[a:b], *state)
+        parts.append(p)
+    np.testing.assert_array_equal(np.concatenate(parts), prem)
+
+
+def test_batches_classify_like_one_call(model, record):
+    x, sample, symbol = record
+    y, _, _ = ectopic(x, sample, symbol, every=3, start_s=100)
+    profile = model.calibrate(y, FS, seconds=120)
+    cut = model._cut(y, FS)
+    whole = wearer.book(model, profile).classify(cut.beats, cut.rr, cut.usable)
+    book, parts = wearer.book(model, profile), []
+    for a in range(0, len(cut.beats), 29):
+        parts.append(book.classify(cut.beats[a : a + 29], cut.rr[a : a + 29], cut.usable[a : a + 29]))
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+
+
+def test_templates_round_trip_and_refuse_damage():
+    geom = Geometry(450, 150, 360.0)
+    rng = np.random.default_rng(0)
+    beats = np.tile(np.sin(np.linspace(0, 6, 450)), (30, 1)) + 0.01 * rng.standard_normal((30, 450))
+    t = learn(geom, beats, np.full(30, 0.8))
+    again = Templates.from_dict(t.to_dict())
+    np.testing.assert_array_equal(again.core, t.core)
+    assert again.premature_log == t.premature_log == -beatclass.PREMATURE_MIN
+    with pytest.raises(InputError, match="templates"):
+        Templates.from_dict({**t.to_dict(), "count": []})
+    with pytest.raises(InputError, match="templates"):
+        Book(t, Geometry(300, 100, 250.0))  # another rate: cores of another width
+
+
+def test_the_monitor_classifies_as_analyze_does(model, record):
+    """New templates found mid-stream carry from push to push: the classes equal analyze's at any block size."""
+    from ecgae.runtime.monitor import Monitor
+
+    x, sample, symbol = record
+    y, _, _ = ectopic(x, sample, symbol, every=3, start_s=150)
+    profile = model.calibrate(y, FS, seconds=120)
+    want = model.analyze(y, FS, profile)
+    monitor, events, i = Monitor(model, FS, profile=profile), [], 0
+    for n in np.random.default_rng(3).integers(1, 2000, y.size):
+        if i >= y.size:
+            break
+        events += monitor.push(y[i : i + n])
+        i += n
+    events += monitor.flush()
+    assert (want.label == "V").sum() >= 20
+    np.testing.assert_array_equal([e.label for e in events], want.label)
+    np.testing.assert_array_equal([e.template for e in events], want.template)
+    np.testing.assert_array_equal([e.flag for e in events], want.flag)
