@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 from . import bundle as bundle_io
-from . import validate, wearer
+from . import pacing, validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
-from .gaps import cut_beats_across_gaps, gap_spans
+from .gaps import cut_recording, gap_spans
 from .preprocess import CutBeats, Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
 from .session import direct_run, make_session
@@ -255,14 +255,15 @@ class Model:
         scored (NaN score and latent, no flag)."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
-        x = _raw(signal)
-        cut = self._cut(x, validate.sample_rate(fs))
+        x, fs = _raw(signal), validate.sample_rate(fs)
+        cut, spikes = cut_recording(x, fs, self.preprocessing)
         s = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable, next_gap=cut.next_gap)
-        return wearer.Beats(cut.r_peak, cut.rr, s.z, s.score, s.flag, s.threshold, cut.usable, cut.reason, s.label,
-                            s.template, gap_spans(x))
+        paced = pacing.paced(cut.r_peak, spikes, fs)
+        return wearer.Beats(cut.r_peak, cut.rr, s.z, s.score, s.flag, s.threshold, cut.usable, cut.reason,
+                            wearer.paced_label(s.label, paced), s.template, paced, gap_spans(x))
 
     def _cut(self, signal: object, fs: float) -> CutBeats:
-        return cut_beats_across_gaps(_raw(signal), fs, self.preprocessing)
+        return cut_recording(_raw(signal), fs, self.preprocessing)[0]
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can

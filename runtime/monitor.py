@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import validate, wearer
+from . import pacing, validate, wearer
 from .errors import InputError
 from .gaps import finite_pieces
 from .preprocess import CUT_FIELDS
@@ -34,6 +34,7 @@ class BeatEvent:
     reason: str  # "ok", or why the beat is not usable
     label: str = "Q"  # AAMI class (N, S, V; Q unusable or without a profile): see ecgae.runtime.beatclass
     template: int = -1  # the template it joined, as in Beats.template
+    paced: bool = False  # a pacemaker spike came just before it (ecgae.runtime.pacing)
 
     def to_dict(self, fs: float) -> dict:
         """JSON-ready fields (NaN RR as null)."""
@@ -41,7 +42,7 @@ class BeatEvent:
                 "score": None if np.isnan(self.score) else self.score,
                 "flag": self.flag, "rr": None if np.isnan(self.rr) else self.rr,
                 "z": [float(v) for v in self.z], "latency_s": round(self.latency, 4), "usable": self.usable,
-                "reason": self.reason, "label": self.label, "template": self.template}
+                "reason": self.reason, "label": self.label, "template": self.template, "paced": self.paced}
 
 
 class Monitor:
@@ -67,6 +68,8 @@ class Monitor:
         self._pending: list[StreamBeats] = []
         self._rr_history = np.zeros(0)
         self._book = None  # the recording's templates, carried from push to push as analyze carries them
+        self._despiker: pacing.Despiker | None = None  # the current piece's (pacemaker spikes out first)
+        self.spikes: list[int] = []  # first sample of each pacemaker spike found, as stream indices
 
     @property
     def enrolling(self) -> bool:
@@ -99,7 +102,7 @@ class Monitor:
         self._in_gap = True
         if self._stream is None:
             return []
-        events = self._shifted(self._stream.flush(), final=False)
+        events = self._end_piece(final=False)
         self._stream = None
         return events
 
@@ -110,18 +113,29 @@ class Monitor:
             self._in_gap = False
         if self._stream is None:
             self._stream, self._offset = BeatStream(self.model.preprocessing, self.fs), at
-        return self._shifted(self._stream.push(x), final=False)
+            self._despiker = pacing.Despiker(self.fs)
+        return self._shifted(self._stream.push(self._despiker.push(x)), final=False)
+
+    def _end_piece(self, final: bool) -> list[BeatEvent]:
+        """The current piece's last samples and beats, as at the end of a recording."""
+        tail = self._despiker.push(np.zeros(0), final=True)
+        events = self._shifted(self._stream.push(tail), final=False) if tail.size else []
+        return events + self._shifted(self._stream.flush(), final=final)
 
     def flush(self) -> list[BeatEvent]:
         """End of the stream: the remaining beats (and, when still enrolling, the enrolment on what came)."""
         if self._in_gap:
             self.gaps[-1][1] = self._received
             self._in_gap = False
-        stream = self._stream or BeatStream(self.model.preprocessing, self.fs)  # none yet: nothing but enrolment
-        return self._shifted(stream.flush(), final=True)
+        if self._stream is None:  # no piece open: nothing to settle but a pending enrolment
+            return self._shifted(BeatStream(self.model.preprocessing, self.fs).flush(), final=True)
+        return self._end_piece(final=True)
 
     def _shifted(self, got: StreamBeats, final: bool) -> list[BeatEvent]:
         """Events of a piece's settled beats, their R peaks as stream indices."""
+        if self._despiker is not None:
+            self.spikes += [s + self._offset for s in self._despiker.spikes]
+            self._despiker.spikes = []
         if self._offset:
             got = StreamBeats(*(got.r_peak + self._offset if k == "r_peak" else getattr(got, k)
                                 for k in (*CUT_FIELDS, "latency")))
@@ -144,8 +158,11 @@ class Monitor:
                                got.next_gap, self._book)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
+        paced = pacing.paced(got.r_peak, np.array(self.spikes, dtype=np.int64), self.fs)
+        label = wearer.paced_label(s.label, paced)
         return [BeatEvent(int(got.r_peak[i]), float(s.score[i]), bool(s.flag[i]), s.z[i], float(got.rr[i]),
-                          float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(s.label[i]), int(s.template[i]))
+                          float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(label[i]), int(s.template[i]),
+                          bool(paced[i]))
                 for i in range(len(got.r_peak))]
 
 

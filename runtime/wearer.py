@@ -61,9 +61,10 @@ class Beats:
     threshold: float
     usable: np.ndarray  # bool [N]: the quality gate's verdict on the signal around the beat
     reason: np.ndarray  # str [N]: "ok", or why the beat is not usable (noise, flat, clipped, mains)
-    label: np.ndarray  # str [N]: AAMI class with a profile (N, S, V; Q for an unusable beat; see beatclass);
-    # "Q" for every beat without one (no templates: enrol the wearer)
+    label: np.ndarray  # str [N]: AAMI class with a profile (N, S, V; Q for an unusable beat; see beatclass; "/"
+    # for a paced beat of the normal shape); "Q" for every beat without one (no templates: enrol the wearer)
     template: np.ndarray  # int64 [N]: the template a beat joined (its index in the recording's book), -1 if none
+    paced: np.ndarray  # bool [N]: a pacemaker spike came at most pacing.PACED_S before the R peak
     gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # [G, 2] (start, stop) of each
     # run of NaN/Inf samples in the input: missing signal, never bridged by a beat window or an RR interval
 
@@ -280,6 +281,11 @@ def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_his
         return combine(feats, profile.score, profile.feature_center, profile.feature_scale), z
 
     return _usable_only(model, len(x), usable, score)
+
+
+def paced_label(label: np.ndarray, paced: np.ndarray) -> np.ndarray:
+    """Labels with a paced beat of the wearer's normal shape as "/" (AAMI's paced class, not an ectopic one)."""
+    return np.where(paced & (label == "N"), "/", label)
 
 
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
