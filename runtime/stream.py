@@ -122,17 +122,20 @@ class BeatStream:
         if final:
             ready = peaks.size
         else:
-            next_known = np.r_[np.ones(peaks.size - 1, bool), self._tracker.frontier >= peaks[-1:] - pre + length]
+            first = int(peaks[0])  # most pushes settle nothing: decide that on the first beat alone
+            if first - pre + length > n_f or int(r_in[0]) + self._post_in > self._n_in or (
+                    peaks.size == 1 and self._tracker.frontier < first - pre + length):
+                return self._empty()
+            next_known = np.ones(peaks.size, bool)
+            next_known[-1] = self._tracker.frontier >= peaks[-1] - pre + length
             ok = next_known & (peaks - pre + length <= n_f) & (r_in + self._post_in <= self._n_in)
             ready = int(np.argmin(ok)) if not ok.all() else peaks.size  # the beats before the first not ready
-        if ready == 0:
-            return self._empty()
         new, r_in, self._peaks = peaks[:ready], r_in[:ready], peaks[ready:]
-        following = np.r_[peaks[1:], np.inf][:ready]  # the next R peak of each; inf: none within the window
+        following = np.append(peaks[1:], np.inf)[:ready]  # the next R peak of each; inf: none within the window
         gap = next_gaps(new, following, self.prep)
         stretch = quality.stretches(self._raw, r_in + self._post_in, self._seg, self._raw0)
         reason, activity = quality.judge(stretch, self.fs, self._activity)
-        self._activity = np.r_[self._activity, activity][-(quality.FLAT_HISTORY - 1) :]
+        self._activity = np.concatenate((self._activity, activity))[-(quality.FLAT_HISTORY - 1) :]
         usable = reason == "ok"
         rr = rr_between_usable(r_in, usable, self.fs, self._last_beat_in, self._last_usable)
         self._last_beat_in, self._last_usable = int(r_in[-1]), bool(usable[-1])
@@ -187,8 +190,8 @@ class BeatStream:
         self._x_new = []
         found = self._tracker.push(filtered)
         if final:
-            found = np.r_[found, self._tracker.finish()]
-        self._peaks = np.r_[self._peaks, found].astype(np.int64)
+            found = np.concatenate((found, self._tracker.finish()))
+        self._peaks = np.concatenate((self._peaks, found)).astype(np.int64)
 
 
 def _as_block(samples: object) -> np.ndarray:

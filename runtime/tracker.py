@@ -115,6 +115,7 @@ class PeakTracker:
         self._stats = np.zeros((0, 4))  # per complete block from self._s0 on: feature max and median, slope
         self._s0 = 0  # max and median
         self._learning: np.ndarray | None = None  # levels of the first HISTORY_BLOCKS blocks
+        self._level_block, self._level = -1, np.zeros(4)  # the last block's levels (most candidates share them)
         self._t_first, self._t_final = _TWaves(_seconds(T_WAVE_S, fs)), _TWaves(_seconds(T_WAVE_S, fs))
         self._rounds = [_SearchBack() for _ in range(SEARCH_ROUNDS)]
         self._pool: list[tuple] = []  # candidates above TH / 2 after the last beat: (sample, fiducial, steep, score)
@@ -160,20 +161,26 @@ class PeakTracker:
         """Slope final below ``ns``, feature below ``nf`` (absolute; at the end, slope 0 and the sum truncated
         as in ``detector.qrs_feature``); statistics of the blocks this completes."""
         k, h, b0, n = self._k, self._h, self._b0, self._n
-        if ns > self._ns:
-            j = np.arange(self._ns, ns)
-            inner = j[(j >= k) & (j < n - k)]
-            slope = np.zeros(j.size)
-            slope[inner - self._ns] = np.abs(self._x[inner + k - b0] - self._x[inner - k - b0])
-            start = self._sum[-1:] if self._sum.size else np.zeros(1)
-            self._sum = np.concatenate((self._sum, np.cumsum(np.concatenate((start, slope)))[1:]))
+        if ns > self._ns:  # slope[j] = |x[j + k] - x[j - k]| for k <= j < n - k, else 0
+            slope = np.zeros(ns - self._ns)
+            lo, hi = max(self._ns, k), min(ns, n - k)
+            if hi > lo:
+                np.abs(self._x[lo + k - b0 : hi + k - b0] - self._x[lo - k - b0 : hi - k - b0],
+                       out=slope[lo - self._ns : hi - self._ns])
+            first = slope.copy()  # the sum goes on from its last value: the same additions as on the whole
+            first[0] += self._sum[-1] if self._sum.size else 0.0
+            self._sum = np.concatenate((self._sum, np.cumsum(first)))
             self._slope = np.concatenate((self._slope, slope))
             self._ns = ns
-        if nf > self._nf:
-            t = np.arange(self._nf, nf)
-            before = t - h - 1
-            lo = np.where(before >= 0, self._sum[np.maximum(before, b0) - b0], 0.0)
-            self._feature = np.concatenate((self._feature, self._sum[np.minimum(t + h, n - 1) - b0] - lo))
+        if nf > self._nf:  # feature[t] = sum[min(t + h, n - 1)] - sum[t - h - 1] (0 before the start)
+            t0, total = self._nf, self._sum
+            upper = total[t0 + h - b0 : min(nf + h, n) - b0]
+            if nf + h > n:  # the end of the signal: the sum stays at its last value
+                upper = np.concatenate((upper, np.full(nf + h - n, total[n - 1 - b0])))
+            lower = total[max(t0 - h - 1, 0) - b0 : max(nf - h - 1, 0) - b0]
+            if lower.size < nf - t0:  # the start of the signal
+                lower = np.concatenate((np.zeros(nf - t0 - lower.size), lower))
+            self._feature = np.concatenate((self._feature, upper - lower))
             self._nf = nf
         s, done = self._size, self._s0 + len(self._stats)
         complete = self._nf // s
@@ -186,28 +193,26 @@ class PeakTracker:
             if self._learning is None and complete >= HISTORY_BLOCKS:
                 self._learning = _median_rows(self._stats[:HISTORY_BLOCKS].T)
 
-    def _levels(self, cand: np.ndarray) -> np.ndarray:
-        """[4, k]: QRS and noise levels of the feature, then of the slope, for candidates at ``cand``: medians
-        over the HISTORY_BLOCKS blocks before each one's own (the learning period's for the first ones)."""
-        b = cand // self._size
-        levels = np.empty((4, cand.size))
-        levels[:] = self._learning[:, None]
-        late = b >= HISTORY_BLOCKS
-        if late.any():
-            rows = b[late, None] - HISTORY_BLOCKS + np.arange(HISTORY_BLOCKS)[None, :] - self._s0
-            levels[:, late] = [_median_rows(self._stats[rows, i]) for i in range(4)]
-        return levels
+    def _levels(self, block: int) -> np.ndarray:
+        """[4]: QRS and noise levels of the feature, then of the slope, for a candidate in ``block``: medians
+        over the HISTORY_BLOCKS blocks before it (the learning period's for the first ones)."""
+        if block < HISTORY_BLOCKS:
+            return self._learning
+        if self._level_block != block:
+            rows = self._stats[block - HISTORY_BLOCKS - self._s0 : block - self._s0]
+            self._level_block, self._level = block, _median_rows(rows.T)
+        return self._level
 
     def _advance(self, limit: int, final: bool) -> np.ndarray:
         """Find the feature's local maxima up to ``limit``, decide the candidates, score them and run them
         through the T-wave and search-back stages; the peaks this makes final."""
         b0, f = self._b0, self._feature
         if limit >= self._next_max:
-            i = np.arange(self._next_max, limit + 1)
-            mid, left, right = f[i - b0], f[i - 1 - b0], f[i + 1 - b0]
-            new = i[(mid > left) & (mid >= right) & (mid > 0)]
-            self._maxima = np.concatenate((self._maxima, new))
-            self._heights = np.concatenate((self._heights, f[new - b0]))
+            lo, hi = self._next_max - b0, limit + 1 - b0
+            mid = f[lo:hi]
+            new = np.flatnonzero((mid > f[lo - 1 : hi - 1]) & (mid >= f[lo + 1 : hi + 1]) & (mid > 0)) + lo
+            self._maxima = np.concatenate((self._maxima, new + b0))
+            self._heights = np.concatenate((self._heights, f[new]))
             self._next_max = limit + 1
         decidable = self._maxima.size if final else int(np.searchsorted(self._maxima, limit - self._reach, "right"))
         if decidable > self._undecided:  # against every known maximum within the refractory period
@@ -223,22 +228,22 @@ class PeakTracker:
         return self._score_and_pass(cand)
 
     def _score_and_pass(self, cand: np.ndarray) -> np.ndarray:
-        b0, n = self._b0, self._n
-        fid = np.clip(cand[:, None] + np.arange(-self._fid, self._fid + 1)[None, :], 0, n - 1)
-        at = fid[np.arange(cand.size), np.abs(self._x[fid - b0]).argmax(axis=1)]
-        near = np.clip(cand[:, None] + np.arange(-self._steep, self._steep + 1)[None, :], 0, n - 1)
-        steep = self._slope[near - b0].max(axis=1)
-        q, nq, qs, ns = self._levels(cand)
-        size = (self._feature[cand - b0] - nq) / np.maximum(q - nq, 1e-12)
-        sharp = (steep - ns) / np.maximum(qs - ns, 1e-12)
-        score = np.maximum(size, sharp)
+        """Fiducial, steepness and score of each candidate (as ``detect_r_peaks``: a slice clipped to the signal
+        has the argmax and max of the clipped index window), then the T-wave and search-back stages."""
+        b0, n, x, slope = self._b0, self._n, self._x, self._slope
         peaks = []
-        for c, a, st, sc in zip(cand.tolist(), at.tolist(), steep.tolist(), score.tolist()):
-            if sc > 0.5 * TH:
-                self._pool.append((c, a, st, sc))
-            if not (sc > TH and self._t_first.keep(a, st)):
+        for c in cand.tolist():
+            lo = max(c - self._fid, 0)
+            at = lo + int(np.abs(x[lo - b0 : min(c + self._fid + 1, n) - b0]).argmax())
+            steep = float(slope[max(c - self._steep, 0) - b0 : min(c + self._steep + 1, n) - b0].max())
+            q, nq, qs, ns = self._levels(c // self._size).tolist()
+            size = (float(self._feature[c - b0]) - nq) / max(q - nq, 1e-12)
+            score = max(size, (steep - ns) / max(qs - ns, 1e-12))
+            if score > 0.5 * TH:
+                self._pool.append((c, at, steep, score))
+            if not (score > TH and self._t_first.keep(at, steep)):
                 continue
-            beats = [(c, a, st, sc)]
+            beats = [(c, at, steep, score)]
             for search in self._rounds:
                 beats = [out for beat in beats for out in search.feed(beat, self._pool)]
             for _, a2, st2, _ in beats:
