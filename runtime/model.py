@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ import onnxruntime as ort
 from . import bundle as bundle_io
 from . import validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
-from .preprocess import CutBeats, Preprocessing
+from .preprocess import CUT_FIELDS, CutBeats, Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
-from .preprocess import cut_beats as _cut_beats
 from .session import direct_run, make_session
+from .stream import cut_in_chunks
 
 CHUNK = 64  # beats per onnxruntime call: activations stay in cache; 1.7x (encode) to 2.3x (reconstruct)
 # the throughput of 4096-beat calls on 4096 beats, measured on a 2-core Xeon
@@ -245,23 +246,30 @@ class Model:
         fs = validate.sample_rate(fs)
         if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
             raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
-        cut = self._cut(signal, fs)
-        base = slice(None) if seconds is None else cut.r_peak < int(round(seconds * fs))
-        return wearer.calibrate_cut(self, cut.take(base), score, false_alarm_rate)
+        end = None if seconds is None else int(round(seconds * fs))
+        base = _concat(c if end is None else c.take(c.r_peak < end) for c in self._cuts(signal, fs))
+        return wearer.calibrate_cut(self, base, score, false_alarm_rate)
 
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
         """Raw ECG -> per-beat R peak, RR, latent, score, flag and quality: wearer-relative with a profile, else
         the reconstruction MSE against the bundle's threshold. Beats in unusable signal are reported, not
-        scored (NaN score and latent, no flag)."""
+        scored (NaN score and latent, no flag). The recording is cut and scored a minute at a time, so memory
+        does not grow with its length."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
-        cut = self._cut(signal, validate.sample_rate(fs))
-        scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable,
-                                                     next_gap=cut.next_gap)
-        return wearer.Beats(cut.r_peak, cut.rr, z, scores, flags, limit, cut.usable, cut.reason)
+        parts, history, limit = [], np.zeros(0), None
+        for cut in self._cuts(signal, validate.sample_rate(fs)):
+            if cut.r_peak.size == 0:
+                continue
+            scores, z, flags, limit = wearer.score_batch(self, cut.beats, cut.rr, profile, history,
+                                                         usable=cut.usable, next_gap=cut.next_gap)
+            history = np.concatenate((history, cut.rr))[-wearer.RR_HISTORY :]  # prematurity looks back 8 RR
+            parts.append((cut.r_peak, cut.rr, z, scores, flags, cut.usable, cut.reason))
+        r_peak, rr, z, scores, flags, usable, reason = (np.concatenate(c) for c in zip(*parts))
+        return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason)
 
-    def _cut(self, signal: object, fs: float) -> CutBeats:
-        return _cut_beats(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
+    def _cuts(self, signal: object, fs: float) -> Iterator[CutBeats]:
+        return cut_in_chunks(validate.as_numeric(signal, "signal"), fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can
@@ -305,3 +313,8 @@ def _threshold(manifest: dict, bundle_dir: Path) -> float | None:
         return validate.finite_real(value, "anomaly.threshold")
     except InputError as e:
         raise BundleError(f"bundle {bundle_dir}: {bundle_io.MANIFEST} {e}") from None
+
+
+def _concat(cuts: Iterable[CutBeats]) -> CutBeats:
+    parts = list(cuts)
+    return CutBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in CUT_FIELDS))

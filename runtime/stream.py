@@ -19,6 +19,7 @@ activity of the last few beats.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +27,16 @@ import numpy as np
 from . import quality
 from .errors import InputError
 from .preprocess import (
+    CUT_FIELDS,
     CutBeats,
     Preprocessing,
+    check_length,
+    check_not_flat,
+    checked_signal,
     convolve_valid,
+    cut_beats,
     next_gaps,
+    no_window_error,
     normalise_beats,
     rr_between_usable,
     window_end,
@@ -73,12 +80,17 @@ class BeatStream:
         self._raw0 = 0
         self._activity = np.zeros(0)  # activity of the last beats judged (the flat test's reference)
         self._closed = False
+        self.peaks_found = 0  # R peaks reported so far, windowable or not
+        self._amplitude, self._low, self._high = 0.0, np.inf, -np.inf  # max |x| at the model's rate, and the
+        # filtered signal's range: what cut_beats's flat-signal check looks at
 
     # ------------------------------------------------------------------ resample and filter
     def _resample(self, samples: np.ndarray, final: bool) -> np.ndarray:
         """New model-rate samples: np.interp at t_j = j * fs / rate, as preprocess.resample computes them."""
         out = self._interpolate(samples, final)
         self._n_x += out.size
+        if out.size:
+            self._amplitude = max(self._amplitude, float(np.abs(out).max()))
         return out
 
     def _interpolate(self, samples: np.ndarray, final: bool) -> np.ndarray:
@@ -108,6 +120,8 @@ class BeatStream:
         new = convolve_valid(xp, h)
         self._x_tail = xp[xp.size - (2 * half) :] if xp.size >= 2 * half else xp
         self._f = np.concatenate((self._f, new))
+        if new.size:
+            self._low, self._high = min(self._low, float(new.min())), max(self._high, float(new.max()))
         return new
 
     # ------------------------------------------------------------------ detection
@@ -192,6 +206,31 @@ class BeatStream:
         if final:
             found = np.concatenate((found, self._tracker.finish()))
         self._peaks = np.concatenate((self._peaks, found)).astype(np.int64)
+        self.peaks_found += found.size
+
+
+CHUNK_S = 60.0  # signal per push when a whole recording is cut through a stream
+
+
+def cut_in_chunks(signal: object, fs: float, prep: Preprocessing, chunk_s: float = CHUNK_S) -> Iterator[CutBeats]:
+    """``cut_beats(signal, fs, prep)``'s beats, a chunk of the recording at a time, through one ``BeatStream``:
+    the same R peaks, windows (to the filter's rounding, 1e-15), quality verdicts and RR, and the same
+    InputErrors (the flat and no-window ones after the last chunk), with memory bounded by the chunk,
+    not the recording's length."""
+    x = checked_signal(signal, prep)
+    n_model = x.size if fs == prep.sample_rate else max(1, int(round(x.size * prep.sample_rate / fs)))
+    check_length(n_model, prep)
+    if prep.taps is None:  # no filter to stream: the batch path, in one piece
+        yield cut_beats(x, fs, prep)
+        return
+    stream, found, step = BeatStream(prep, fs), 0, max(1, int(chunk_s * fs))
+    for i in range(0, x.size + step, step):
+        got = stream.push(x[i : i + step]) if i < x.size else stream.flush()
+        found += got.r_peak.size
+        yield CutBeats(*(getattr(got, k) for k in CUT_FIELDS))
+    check_not_flat(stream._high - stream._low, stream._amplitude)
+    if found == 0:
+        raise no_window_error(n_model, stream.peaks_found)
 
 
 def _as_block(samples: object) -> np.ndarray:
