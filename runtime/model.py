@@ -253,7 +253,7 @@ class Model:
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
         """Raw ECG -> per-beat R peak, RR, latent, score, flag and quality: wearer-relative with a profile, else
         the reconstruction MSE against the bundle's threshold. Beats in unusable signal are reported, not
-        scored (NaN score and latent, no flag). The recording is cut and scored a minute at a time, so memory
+        scored (NaN score and latent, no flag). The recording is cut and scored five minutes at a time, so memory
         does not grow with its length."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)

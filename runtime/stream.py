@@ -209,7 +209,8 @@ class BeatStream:
         self.peaks_found += found.size
 
 
-CHUNK_S = 60.0  # signal per push when a whole recording is cut through a stream
+CHUNK_S = 300.0  # signal per push when a whole recording is cut through a stream: 5 minutes keep the
+# per-push overheads at a few per cent, and its temporaries at a few MB
 
 
 def cut_in_chunks(signal: object, fs: float, prep: Preprocessing, chunk_s: float = CHUNK_S) -> Iterator[CutBeats]:

@@ -115,7 +115,6 @@ class PeakTracker:
         self._stats = np.zeros((0, 4))  # per complete block from self._s0 on: feature max and median, slope
         self._s0 = 0  # max and median
         self._learning: np.ndarray | None = None  # levels of the first HISTORY_BLOCKS blocks
-        self._level_block, self._level = -1, np.zeros(4)  # the last block's levels (most candidates share them)
         self._t_first, self._t_final = _TWaves(_seconds(T_WAVE_S, fs)), _TWaves(_seconds(T_WAVE_S, fs))
         self._rounds = [_SearchBack() for _ in range(SEARCH_ROUNDS)]
         self._pool: list[tuple] = []  # candidates above TH / 2 after the last beat: (sample, fiducial, steep, score)
@@ -193,15 +192,16 @@ class PeakTracker:
             if self._learning is None and complete >= HISTORY_BLOCKS:
                 self._learning = _median_rows(self._stats[:HISTORY_BLOCKS].T)
 
-    def _levels(self, block: int) -> np.ndarray:
-        """[4]: QRS and noise levels of the feature, then of the slope, for a candidate in ``block``: medians
-        over the HISTORY_BLOCKS blocks before it (the learning period's for the first ones)."""
-        if block < HISTORY_BLOCKS:
-            return self._learning
-        if self._level_block != block:
-            rows = self._stats[block - HISTORY_BLOCKS - self._s0 : block - self._s0]
-            self._level_block, self._level = block, _median_rows(rows.T)
-        return self._level
+    def _levels(self, cand: np.ndarray) -> np.ndarray:
+        """[4, k]: QRS and noise levels of the feature, then of the slope, for candidates at ``cand``: medians
+        over the HISTORY_BLOCKS blocks before each one's own (the learning period's for the first ones)."""
+        b = cand // self._size
+        levels = np.repeat(self._learning[:, None], cand.size, axis=1)
+        late = b >= HISTORY_BLOCKS
+        if late.any():
+            rows = b[late, None] - HISTORY_BLOCKS - self._s0 + np.arange(HISTORY_BLOCKS)[None, :]
+            levels[:, late] = [_median_rows(self._stats[rows, i]) for i in range(4)]
+        return levels
 
     def _advance(self, limit: int, final: bool) -> np.ndarray:
         """Find the feature's local maxima up to ``limit``, decide the candidates, score them and run them
@@ -228,22 +228,23 @@ class PeakTracker:
         return self._score_and_pass(cand)
 
     def _score_and_pass(self, cand: np.ndarray) -> np.ndarray:
-        """Fiducial, steepness and score of each candidate (as ``detect_r_peaks``: a slice clipped to the signal
-        has the argmax and max of the clipped index window), then the T-wave and search-back stages."""
-        b0, n, x, slope = self._b0, self._n, self._x, self._slope
+        """Fiducial, steepness and score of the candidates (``detect_r_peaks``'s arithmetic, for all of them at
+        once), then the T-wave and search-back stages one candidate at a time."""
+        b0, n = self._b0, self._n
+        idx = np.clip(cand[:, None] + np.arange(-self._fid, self._fid + 1)[None, :], 0, n - 1)
+        at = idx[np.arange(cand.size), np.abs(self._x[idx - b0]).argmax(axis=1)]
+        near = np.clip(cand[:, None] + np.arange(-self._steep, self._steep + 1)[None, :], 0, n - 1)
+        steep = self._slope[near - b0].max(axis=1)
+        q, nq, qs, ns = self._levels(cand)
+        score = np.maximum((self._feature[cand - b0] - nq) / np.maximum(q - nq, 1e-12),
+                           (steep - ns) / np.maximum(qs - ns, 1e-12))
         peaks = []
-        for c in cand.tolist():
-            lo = max(c - self._fid, 0)
-            at = lo + int(np.abs(x[lo - b0 : min(c + self._fid + 1, n) - b0]).argmax())
-            steep = float(slope[max(c - self._steep, 0) - b0 : min(c + self._steep + 1, n) - b0].max())
-            q, nq, qs, ns = self._levels(c // self._size).tolist()
-            size = (float(self._feature[c - b0]) - nq) / max(q - nq, 1e-12)
-            score = max(size, (steep - ns) / max(qs - ns, 1e-12))
-            if score > 0.5 * TH:
-                self._pool.append((c, at, steep, score))
-            if not (score > TH and self._t_first.keep(at, steep)):
+        for c, a, st, sc in zip(cand.tolist(), at.tolist(), steep.tolist(), score.tolist()):
+            if sc > 0.5 * TH:
+                self._pool.append((c, a, st, sc))
+            if not (sc > TH and self._t_first.keep(a, st)):
                 continue
-            beats = [(c, at, steep, score)]
+            beats = [(c, a, st, sc)]
             for search in self._rounds:
                 beats = [out for beat in beats for out in search.feed(beat, self._pool)]
             for _, a2, st2, _ in beats:
