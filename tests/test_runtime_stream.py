@@ -3,8 +3,6 @@ whole recording; state stays bounded; a bad block is refused and the stream goes
 
 from __future__ import annotations
 
-import importlib.resources
-
 import numpy as np
 import pytest
 from ecgae.runtime.errors import InputError
@@ -12,13 +10,6 @@ from ecgae.runtime.preprocess import CUT_FIELDS, Preprocessing, beats_from_signa
 from ecgae.runtime.stream import BeatStream, cut_in_chunks
 
 FS = 360.0
-
-
-@pytest.fixture(scope="module")
-def mlii() -> np.ndarray:
-    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-        return (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
 
 
 @pytest.fixture(scope="module")

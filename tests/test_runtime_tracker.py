@@ -3,8 +3,6 @@ size, on clean, damaged and search-back signals, and never reports a peak before
 
 from __future__ import annotations
 
-import importlib.resources
-
 import numpy as np
 import pytest
 from ecgae.runtime import detector
@@ -13,13 +11,6 @@ from ecgae.runtime.preprocess import design_bandpass, fir_filter, resample
 from ecgae.runtime.tracker import PeakTracker
 
 FS = 360.0
-
-
-@pytest.fixture(scope="module")
-def mlii() -> np.ndarray:
-    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-        return (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
 
 
 def filtered(x: np.ndarray, fs: float = FS) -> np.ndarray:
