@@ -25,6 +25,8 @@ such a short signal is detected in one batch call at ``finish``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 import numpy as np
 
 from .detector import (
@@ -115,6 +117,7 @@ class PeakTracker:
         self._stats = np.zeros((0, 4))  # per complete block from self._s0 on: feature max and median, slope
         self._s0 = 0  # max and median
         self._learning: np.ndarray | None = None  # levels of the first HISTORY_BLOCKS blocks
+        self._cached: tuple[int, np.ndarray] = (-1, np.zeros(4))  # the last block's levels
         self._t_first, self._t_final = _TWaves(_seconds(T_WAVE_S, fs)), _TWaves(_seconds(T_WAVE_S, fs))
         self._rounds = [_SearchBack() for _ in range(SEARCH_ROUNDS)]
         self._pool: list[tuple] = []  # candidates above TH / 2 after the last beat: (sample, fiducial, steep, score)
@@ -199,8 +202,13 @@ class PeakTracker:
         levels = np.repeat(self._learning[:, None], cand.size, axis=1)
         late = b >= HISTORY_BLOCKS
         if late.any():
-            rows = b[late, None] - HISTORY_BLOCKS - self._s0 + np.arange(HISTORY_BLOCKS)[None, :]
+            blocks = b[late]
+            if blocks[0] == blocks[-1] == self._cached[0]:  # a push's candidates mostly share the last block
+                levels[:, late] = self._cached[1][:, None]
+                return levels
+            rows = blocks[:, None] - HISTORY_BLOCKS - self._s0 + np.arange(HISTORY_BLOCKS)[None, :]
             levels[:, late] = [_median_rows(self._stats[rows, i]) for i in range(4)]
+            self._cached = (int(blocks[-1]), levels[:, -1].copy())
         return levels
 
     def _advance(self, limit: int, final: bool) -> np.ndarray:
@@ -216,7 +224,7 @@ class PeakTracker:
             self._next_max = limit + 1
         decidable = self._maxima.size if final else int(np.searchsorted(self._maxima, limit - self._reach, "right"))
         if decidable > self._undecided:  # against every known maximum within the refractory period
-            keep = refractory_keep(self._maxima, self._heights, self._reach)[self._undecided : decidable]
+            keep = self._refractory(self._undecided, decidable)
             self._queue = np.concatenate((self._queue, self._maxima[self._undecided : decidable][keep]))
             anchor = self._maxima[decidable] if decidable < self._maxima.size else self._next_max
             gone = int(np.searchsorted(self._maxima, anchor - self._reach, "left"))
@@ -226,6 +234,19 @@ class PeakTracker:
             return np.zeros(0, np.int64)
         cand, self._queue = self._queue, np.zeros(0, np.int64)
         return self._score_and_pass(cand)
+
+    def _refractory(self, start: int, stop: int) -> np.ndarray:
+        """``refractory_keep``'s verdicts on maxima ``start:stop`` (all those within reach of them are known): a
+        push's one or two new maxima are compared one by one (a peak stays if it is higher than every earlier
+        one within reach and at least as high as every later one), many at once by the vectorised rule."""
+        if stop - start > 4:
+            return refractory_keep(self._maxima, self._heights, self._reach)[start:stop]
+        at, h = self._maxima.tolist(), self._heights.tolist()
+        keep = np.ones(stop - start, dtype=bool)
+        for i in range(start, stop):
+            lo, hi = bisect_left(at, at[i] - self._reach), bisect_right(at, at[i] + self._reach)
+            keep[i - start] = all(h[i] > e for e in h[lo:i]) and all(h[i] >= e for e in h[i + 1 : hi])
+        return keep
 
     def _score_and_pass(self, cand: np.ndarray) -> np.ndarray:
         """Fiducial, steepness and score of the candidates (``detect_r_peaks``'s arithmetic, for all of them at
