@@ -45,6 +45,7 @@ from .detector import (
     detect_r_peaks,
     refractory_keep,
 )
+from .errors import InputError
 
 
 class _TWaves:
@@ -140,7 +141,7 @@ class PeakTracker:
     def push(self, x: np.ndarray) -> np.ndarray:
         """Append filtered samples; the R peaks (absolute sample indices, ascending) they make final."""
         if self._finished:
-            raise ValueError("PeakTracker.push after finish")
+            raise InputError("filtered samples: expected them before finish(), received a push after finish()")
         self._x = np.concatenate((self._x, np.asarray(x, dtype=np.float64)))
         self._n += np.size(x)
         self._extend(self._n - self._k, self._n - self._k - self._h)

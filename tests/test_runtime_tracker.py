@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from ecgae.runtime import detector
 from ecgae.runtime.detector import detect_r_peaks
+from ecgae.runtime.errors import InputError
 from ecgae.runtime.preprocess import design_bandpass, fir_filter, resample
 from ecgae.runtime.tracker import PeakTracker
 
@@ -87,3 +88,12 @@ def test_state_stays_bounded(mlii):
         t.push(x[i : i + 3600])
         held.append(t._x.size + len(t._stats) + len(t._pool))
     assert max(held[10:]) < 3600 + 10 * FS, max(held)
+
+
+def test_a_push_after_finish_is_refused(mlii):
+    t = PeakTracker(FS)
+    t.push(filtered(mlii[: int(10 * FS)]))
+    t.finish()
+    with pytest.raises(InputError, match="after finish"):
+        t.push(np.zeros(10))
+    assert t.finish().size == 0
