@@ -261,9 +261,9 @@ class PeakTracker:
         score = np.maximum((self._feature[cand - b0] - nq) / np.maximum(q - nq, 1e-12),
                            (steep - ns) / np.maximum(qs - ns, 1e-12))
         peaks = []
-        for c, a, st, sc in zip(cand.tolist(), at.tolist(), steep.tolist(), score.tolist()):
-            if sc > 0.5 * TH:
-                self._pool.append((c, a, st, sc))
+        some = score > 0.5 * TH  # the others can neither be beats nor be found by a search-back
+        for c, a, st, sc in zip(*(v[some].tolist() for v in (cand, at, steep, score))):
+            self._pool.append((c, a, st, sc))
             if not (sc > TH and self._t_first.keep(a, st)):
                 continue
             beats = [(c, a, st, sc)]
