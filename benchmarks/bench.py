@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import detection, edge, memory, monitor, overhead, parity, report, roofline, targets
+from . import detection, edge, memory, monitor, overhead, parity, report, roofline, serving, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -153,6 +153,9 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         log("Streaming monitor: latency and cost per block size, soak")
         with timed(seconds, "monitor"):
             streaming = monitor.measure(model, quick)
+        log("Serving: raw-signal paths and the monitor as multiples of real time, INT8, a day-long analyze's memory")
+        with timed(seconds, "serving"):
+            serving_section = serving.measure(model, str(bundle), edge_section, quick)
     graphs = manifest["graphs"]
     macs = {"encoder": graphs["encoder"]["macs_per_beat"], "decoder": graphs["decoder"]["macs_per_beat"],
             "decoder_literal": graphs["decoder"].get("macs_per_beat_literal", graphs["decoder"]["macs_per_beat"])}
@@ -179,7 +182,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         "phase_seconds": seconds,
     }
     if model.preprocessing.sample_rate is not None:
-        result["detector"], result["monitor"] = detector, streaming
+        result["detector"], result["monitor"], result["serving"] = detector, streaming, serving_section
     result["targets"] = targets.evaluate(result)
     write_json(out / "bench.json", result)
     plotted = report.plot(result, out / "latency.png")

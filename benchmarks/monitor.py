@@ -84,9 +84,10 @@ def markdown(d: dict) -> list[str]:
              "`ecgae.runtime.Monitor` fed record 100's MLII in blocks of the given size (one core; the monitor "
              "reports a beat once nothing later can change it, so its events equal `Model.analyze`'s). Latency "
              "is the signal received after a beat's R peak when its event came out: the band-pass filter's "
-             "look-ahead (half of its 2-s taps), the window's 300 samples after R, the detector's 0.4-s "
-             "look-ahead after those (every beat inside the window must be settled: an early next beat ends the "
-             "beat's own part), and the wait for the next block.", "",
+             "look-ahead (half of its 2-s taps), then the next R peak's detection (an early next beat ends the "
+             "beat's own part of the window; the detector settles a peak about 0.3 s after it, and a search-back "
+             "can still add one until the next beat is found), at least the window's 300 samples after R, "
+             "and the wait for the next block.", "",
              "| block (samples) | signal | x real time | us per push | beats | latency p50 / p90 / p99 s |",
              "|---|---|---|---|---|---|"]
     for r in d["blocks"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.io import atomic_write_bytes
-from . import detection, edge, monitor
+from . import detection, edge, monitor, serving
 from .markdown import table
 from .ratios import COMPARISONS, find
 
@@ -154,6 +154,7 @@ def markdown(r: dict, image: str | None = None) -> str:
              *(edge.markdown(r["edge"]) + [""] if r.get("edge") else []),
              *(detection.markdown(r["detector"]) + [""] if "detector" in r else []),
              *(monitor.markdown(r["monitor"]) + [""] if "monitor" in r else []),
+             *(serving.markdown(r["serving"]) + [""] if "serving" in r else []),
              "## Settings", "", *_settings(r), ""]
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
-"""Soak and load figures: one Model under 8 threads, memory over a million calls, kill -9 mid-write, and
-the malformed-input campaign at full size.
+"""Soak and load figures: one Model under 8 threads, memory over a million calls, a day of signal through
+one Monitor, kill -9 mid-write, and the malformed-input campaign at full size.
 
     python -m ecgae.benchmarks.soak BUNDLE_ROOT --full    # what `make soak` runs (BUNDLE_ROOT/ae, vae, mitdb)
 
@@ -126,6 +126,53 @@ def rss_growth(bundle: str | os.PathLike, calls: int = 1_000_000, warmup: int = 
     return json.loads(done.stdout)
 
 
+def monitor_probe(bundle: str, hours: float, block: int = 360) -> dict:
+    """In this process: record 100 looped for ``hours`` through one Monitor in ``block``-sample pushes, each event
+    compared on the fly with ``Model.analyze`` of the same looped recording (computed first, so that neither it
+    nor the events are held while RSS is watched); RSS after the first hour (a quarter of a shorter run) and
+    at the end."""
+    from ..runtime.monitor import Monitor
+
+    model = Model.load(bundle)
+    x, fs, _ = record_100()
+    signal = np.resize(x, int(hours * 3600 * fs))
+    start = time.process_time()
+    want = model.analyze(signal, fs)
+    analyze_cpu = time.process_time() - start
+    monitor, i, mismatches = Monitor(model, fs), 0, 0
+    mark = min(int(3600 * fs), signal.size // 4) // block * block
+    rss_mark = None
+    start = time.process_time()
+    for at in range(0, signal.size + block, block):
+        events = monitor.push(signal[at : at + block]) if at < signal.size else monitor.flush()
+        for e in events:
+            same = (i < len(want) and e.r_peak == want.r_peak[i] and e.flag == want.flag[i]
+                    and e.usable == want.usable[i] and e.reason == want.reason[i]
+                    and np.allclose(e.score, want.score[i], rtol=0, atol=1e-5, equal_nan=True)
+                    and np.allclose(e.z, want.z[i], rtol=0, atol=1e-5, equal_nan=True))
+            mismatches += not same
+            i += 1
+        if at + block == mark:
+            rss_mark = _vm_rss_kb()
+    monitor_cpu = time.process_time() - start
+    end = _vm_rss_kb()
+    return {"hours": signal.size / fs / 3600, "block": block, "events": i, "analyze_beats": len(want),
+            "mismatches": mismatches + abs(i - len(want)), "rss_after_mark_mb": rss_mark / 1024,
+            "mark_hours": mark / fs / 3600, "rss_end_mb": end / 1024, "growth_mb": (end - rss_mark) / 1024,
+            "monitor_x_real_time": signal.size / fs / monitor_cpu,
+            "analyze_x_real_time": signal.size / fs / analyze_cpu,
+            "torch_imported": "torch" in sys.modules, "onnx_imported": "onnx" in sys.modules}
+
+
+def monitor_day(bundle: str | os.PathLike, hours: float = 24.0) -> dict:
+    """:func:`monitor_probe` in a fresh runtime-only child (no torch, no onnx: it says so)."""
+    code = ("import json, sys; from ecgae.benchmarks.soak import monitor_probe; "
+            "print(json.dumps(monitor_probe(sys.argv[1], float(sys.argv[2]))))")
+    done = subprocess.run([sys.executable, "-c", code, str(bundle), str(hours)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
 
@@ -207,7 +254,8 @@ def run_all(root: str | os.PathLike, full: bool) -> dict:
     """Every soak figure, at full size or the short size ``make test`` uses."""
     bundles = Path(root)
     results = {"threads": threads_vs_sequential(bundles / "vae", 8, 10_000 if full else 200),
-               "rss": rss_growth(bundles / "ae", 1_000_000 if full else 20_000, 20_000 if full else 2_000)}
+               "rss": rss_growth(bundles / "ae", 1_000_000 if full else 20_000, 20_000 if full else 2_000),
+               "monitor_day": monitor_day(bundles / "mitdb", 24.0 if full else 0.25)}
     with tempfile.TemporaryDirectory() as tmp:
         results["kill_score"] = kill_score(bundles / "ae", 30 if full else 4, Path(tmp))
         results["kill_calibrate"] = kill_calibrate(bundles / "mitdb", 30 if full else 3, Path(tmp))
@@ -232,6 +280,12 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
         ("RSS growth over score calls (batch 1)", f"{r['rss']['growth_mb']:+.2f} MB over {r['rss']['calls']:,} calls "
          f"({r['rss']['us_per_call']:.0f} us/call)", "< 5 MB", r["rss"]["growth_mb"] < 5),
     ]
+    m = r["monitor_day"]
+    rows.append((f"Monitor over record 100 looped for {m['hours']:.1f} h (runtime-only process), events vs analyze",
+                 f"{m['events']:,} events, {m['mismatches']} mismatches; RSS {m['growth_mb']:+.2f} MB after the "
+                 f"first {m['mark_hours']:.2f} h ({m['monitor_x_real_time']:,.0f}x real time; torch imported: "
+                 f"{m['torch_imported']})", "0 mismatches, < 1 MB",
+                 m["mismatches"] == 0 and m["growth_mb"] < 1 and not m["torch_imported"]))
     for key, what in (("kill_score", "kill -9 during score --out"),
                       ("kill_calibrate", "kill -9 during calibrate --out"),
                       ("kill_export", "kill -9 during export --force")):

@@ -74,17 +74,21 @@ def candidates(feature: np.ndarray, fs: float) -> np.ndarray:
     peak = np.flatnonzero((f[1:-1] > f[:-2]) & (f[1:-1] >= f[2:]) & (f[1:-1] > 0)) + 1
     if peak.size < 2:
         return peak
-    h = f[peak]
-    reach = _seconds(REFRACTORY_S, fs)
+    return peak[refractory_keep(peak, f[peak], _seconds(REFRACTORY_S, fs))]
+
+
+def refractory_keep(peak: np.ndarray, h: np.ndarray, reach: int) -> np.ndarray:
+    """Keep-mask over sorted peaks at ``peak`` of heights ``h``: those higher than every other within ``reach``
+    samples (the later of two close peaks must be strictly higher; the earlier one wins ties). Each verdict
+    needs only the peaks within reach, so a stream can decide a peak once those after it are known."""
     keep = np.ones(peak.size, dtype=bool)
     for d in range(1, peak.size):
         near = peak[d:] - peak[:-d] <= reach
         if not near.any():
             break
-        # the later of two close peaks must be strictly higher; the earlier one wins ties
         keep[d:] &= ~near | (h[d:] > h[:-d])
         keep[:-d] &= ~near | (h[:-d] >= h[d:])
-    return peak[keep]
+    return keep
 
 
 def _median_rows(a: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ import onnxruntime as ort
 from . import bundle as bundle_io
 from . import pacing, validate, wearer
 from .errors import BundleError, EcgaeError, InputError, describe
-from .gaps import cut_recording, gap_spans
-from .preprocess import CutBeats, Preprocessing
+from .gaps import cut_pieces, gap_spans
+from .preprocess import CUT_FIELDS, CutBeats, Preprocessing
 from .preprocess import beats_from_signal as _beats_from_signal
 from .session import direct_run, make_session
 
@@ -245,25 +246,37 @@ class Model:
         fs = validate.sample_rate(fs)
         if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
             raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
-        cut = self._cut(signal, fs)
-        base = slice(None) if seconds is None else cut.r_peak < int(round(seconds * fs))
-        return wearer.calibrate_cut(self, cut.take(base), score, false_alarm_rate)
+        end = None if seconds is None else int(round(seconds * fs))
+        base = _concat(c if end is None else c.take(c.r_peak < end) for c, _ in self._cuts(signal, fs))
+        return wearer.calibrate_cut(self, base, score, false_alarm_rate)
 
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
         """Raw ECG -> per-beat R peak, RR, latent, score, flag and quality: wearer-relative with a profile, else
         the reconstruction MSE against the bundle's threshold. Beats in unusable signal are reported, not
-        scored (NaN score and latent, no flag)."""
+        scored (NaN score and latent, no flag). The recording is cut and scored five minutes at a time, so memory
+        does not grow with its length."""
         if profile is not None:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
         x, fs = _raw(signal), validate.sample_rate(fs)
-        cut, spikes = cut_recording(x, fs, self.preprocessing)
-        s = wearer.score_batch(self, cut.beats, cut.rr, profile, usable=cut.usable, next_gap=cut.next_gap)
-        paced = pacing.paced(cut.r_peak, spikes, fs)
-        return wearer.Beats(cut.r_peak, cut.rr, s.z, s.score, s.flag, s.threshold, cut.usable, cut.reason,
-                            wearer.paced_label(s.label, paced), s.template, paced, gap_spans(x))
+        book = None if profile is None else wearer.book(self, profile)  # carried from chunk to chunk
+        parts, spikes, history, limit = [], [], np.zeros(0), None
+        for cut, found in self._cuts(x, fs):
+            spikes.append(found)
+            if cut.r_peak.size == 0:
+                continue
+            s = wearer.score_batch(self, cut.beats, cut.rr, profile, history, usable=cut.usable,
+                                   next_gap=cut.next_gap, templates=book)
+            history = np.concatenate((history, cut.rr))[-wearer.RR_HISTORY :]  # prematurity looks back 8 RR
+            limit = s.threshold
+            parts.append((cut.r_peak, cut.rr, s.z, s.score, s.flag, cut.usable, cut.reason, s.label, s.template))
+        r_peak, rr, z, scores, flags, usable, reason, label, template = (np.concatenate(c) for c in zip(*parts))
+        paced = pacing.paced(r_peak, np.concatenate(spikes), fs)
+        return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, wearer.paced_label(label, paced),
+                            template, paced, gap_spans(x))
 
-    def _cut(self, signal: object, fs: float) -> CutBeats:
-        return cut_recording(_raw(signal), fs, self.preprocessing)[0]
+    def _cuts(self, signal: object, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
+        """(beats, pacemaker spikes) of the recording a chunk at a time (``gaps.cut_pieces``)."""
+        return cut_pieces(_raw(signal), fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can
@@ -315,3 +328,8 @@ def _threshold(manifest: dict, bundle_dir: Path) -> float | None:
         return validate.finite_real(value, "anomaly.threshold")
     except InputError as e:
         raise BundleError(f"bundle {bundle_dir}: {bundle_io.MANIFEST} {e}") from None
+
+
+def _concat(cuts: Iterable[CutBeats]) -> CutBeats:
+    parts = list(cuts)
+    return CutBeats(*(np.concatenate([getattr(p, k) for p in parts]) for k in CUT_FIELDS))

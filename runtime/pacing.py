@@ -77,16 +77,21 @@ def recent_range(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> np
     return ref[idx]
 
 
-def despike(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(``x`` with its spikes replaced by the line between their flanks, indices of the spikes' first samples
-    in ``x``). ``past`` holds the samples before ``x`` (a stream's), which only set the reference range."""
-    spike = find(x, fs, recent_range(x, fs, past))
-    out = x.copy()
-    if spike.any():
-        keep = np.flatnonzero(~spike)
-        out[spike] = np.interp(np.flatnonzero(spike), keep, x[keep])
-    starts = np.flatnonzero(spike & ~np.r_[False, spike[:-1]])
-    return out, starts
+def despike(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """(``x`` with its spikes replaced by the line between their flanks, indices of the spikes' first samples)."""
+    out = np.array(x, dtype=np.float64)
+    return out, despike_in_place(out, fs)
+
+
+def despike_in_place(x: np.ndarray, fs: float, chunk_s: float = 60.0) -> np.ndarray:
+    """``despike`` writing into ``x`` (float64), a minute at a time through a ``Despiker``: memory does not grow
+    with the recording. Returns the first sample of each spike."""
+    d, done, step = Despiker(fs), 0, max(1, int(chunk_s * fs))
+    for i in range(0, x.size + step, step):
+        out = d.push(x[i : i + step].copy()) if i < x.size else d.push(np.zeros(0), final=True)
+        x[done : done + out.size] = out  # only samples the despiker has already read
+        done += out.size
+    return np.array(d.spikes, dtype=np.int64)
 
 
 def paced(r_peak: np.ndarray, spikes: np.ndarray, fs: float) -> np.ndarray:

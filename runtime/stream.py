@@ -1,47 +1,50 @@
-"""Beats from a stream of raw samples, equal to ``preprocess.beats_from_signal`` on the whole recording.
+"""Beats from a stream of raw samples, equal to ``preprocess.cut_beats`` on the whole recording.
 
 Each step of the batch path is redone incrementally with exactly its arithmetic: linear resampling to
 the model's rate, the zero-phase FIR (the same taps, edge-padded at the stream's start and, on
-``flush``, at its end), and the detector, which is re-run on a window of recent filtered signal and
-reports a beat only once nothing later in the stream can change it:
+``flush``, at its end), and the detector, as ``tracker.PeakTracker``, which carries every stage's state
+between pushes and reports each R peak once nothing later can change it. A beat is reported when
 
-- the window starts on a 1-s block boundary of the stream and keeps LEAD_IN_S of signal before the
-  first unreported sample, so every level, RR mean and T-wave comparison that decides a new beat sees
-  the same past as on the whole recording;
-- a beat is settled when the detector's look-ahead (refractory period, feature and fiducial spans) is
-  available after it; search-back only ever adds beats after the last detected one, so it cannot
-  revise a settled beat;
-- nothing is reported before the detector's learning period (its first 8 blocks) is complete;
-- the detector runs at most every HOP_S of signal, which delays reports a little and changes none;
-- the quality gate judges each beat on the raw stretch that ends with the beat's window, and compares
+- its window is filtered, and the next R peak is known or cannot fall inside the window (the tracker's
+  frontier lies past the window's end): a premature next beat cuts the part of the window that is the
+  beat's own;
+- the raw stretch the quality gate judges (ending with the beat's window) has arrived; the gate compares
   its activity with the beats before it only, so its verdict needs nothing later either.
 
-State is bounded: the raw tail the filter and the quality gate need, LEAD_IN_S plus one window of
-filtered signal, and the activity of the last few beats.
+Samples are filtered and tracked once at least HOP_S of them have come (every push of that size or
+more), which delays reports a little and changes none. State is bounded: the raw tail the filter and the
+quality gate need, the filtered signal from the first beat not yet reported, the tracker's own, and the
+activity of the last few beats.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import detector, quality
+from . import quality
 from .errors import InputError
 from .preprocess import (
+    CUT_FIELDS,
     CutBeats,
     Preprocessing,
+    check_length,
+    check_not_flat,
+    checked_signal,
     convolve_valid,
+    cut_beats,
     next_gaps,
+    no_window_error,
     normalise_beats,
     rr_between_usable,
     window_end,
 )
+from .tracker import PeakTracker
 
-LEAD_IN_S = 16.0  # >= 8 blocks of levels and 8 RR intervals at 35 beats/min before a beat is decided
-HOP_S = 0.1  # the detector re-runs at most this often: latency + 0.1 s at worst, 1/36 of the work at 1-sample pushes
-MAX_GAP_S = 10.0  # with no beat for longer, older signal is dropped anyway: memory stays bounded
-
+HOP_S = 0.1  # samples are filtered and tracked at least this many at a time: a 1-sample push costs little
+# more than an append, and a report comes at most this much later
 
 @dataclass(frozen=True)
 class StreamBeats(CutBeats):
@@ -59,19 +62,17 @@ class BeatStream:
                              "or filter recorded), so it cannot cut beats from a raw stream")
         self.prep, self.fs, self.rate = prep, float(fs), float(prep.sample_rate)
         self._half = (prep.taps.size - 1) // 2
-        self._block = detector.block_size(self.rate)
-        self._lead_in = int(np.ceil(LEAD_IN_S * self.rate / self._block)) * self._block
-        self._settle = detector.lookahead(self.rate)
         self._hop = max(1, int(HOP_S * self.rate))
-        self._last_run = 0  # filtered samples available when the detector last ran
         self._n_in = 0  # input samples received
         self._last_in = np.zeros(0)  # the last input sample (resampling interpolates from it)
         self._n_x = 0  # model-rate samples produced
+        self._x_new: list[np.ndarray] = []  # model-rate samples not yet filtered (fewer than a hop)
         self._x_tail = np.zeros(0)  # model-rate samples the filter still needs (its left context)
         self._f = np.zeros(0)  # filtered signal from absolute index self._f0
         self._f0 = 0
-        self._last_beat = -1  # model-rate index of the last beat reported (windowable or not)
-        self._last_beat_in = np.nan  # its input index, for RR
+        self._tracker = PeakTracker(self.rate)
+        self._peaks = np.zeros(0, np.int64)  # R peaks (model rate) final but not yet reported
+        self._last_beat_in = np.nan  # input index of the last beat reported, for RR
         self._last_usable = False  # its quality verdict: RR counts only between usable beats
         self._post_in = window_end(prep, self.fs)
         self._seg = quality.segment_samples(self.fs)
@@ -79,10 +80,20 @@ class BeatStream:
         self._raw0 = 0
         self._activity = np.zeros(0)  # activity of the last beats judged (the flat test's reference)
         self._closed = False
+        self.peaks_found = 0  # R peaks reported so far, windowable or not
+        self._amplitude, self._low, self._high = 0.0, np.inf, -np.inf  # max |x| at the model's rate, and the
+        # filtered signal's range: what cut_beats's flat-signal check looks at
 
     # ------------------------------------------------------------------ resample and filter
     def _resample(self, samples: np.ndarray, final: bool) -> np.ndarray:
         """New model-rate samples: np.interp at t_j = j * fs / rate, as preprocess.resample computes them."""
+        out = self._interpolate(samples, final)
+        self._n_x += out.size
+        if out.size:
+            self._amplitude = max(self._amplitude, float(np.abs(out).max()))
+        return out
+
+    def _interpolate(self, samples: np.ndarray, final: bool) -> np.ndarray:
         if self.fs == self.rate:
             return samples
         step = self.fs / self.rate
@@ -98,48 +109,50 @@ class BeatStream:
         self._last_in = held[-1:]
         return out
 
-    def _filter(self, x: np.ndarray, final: bool) -> None:
-        """Append the filtered samples that ``x`` (new model-rate samples) completes."""
+    def _filter(self, x: np.ndarray, final: bool) -> np.ndarray:
+        """Append (and return) the filtered samples that ``x`` (model-rate samples not filtered yet) completes."""
         h, half = self.prep.taps, self._half
-        if self._n_x == 0 and x.size:
+        if self._f0 + self._f.size == 0 and self._x_tail.size == 0 and x.size:
             self._x_tail = np.full(half, x[0])  # the batch filter's edge padding at the start
-        self._n_x += x.size
         xp = np.concatenate((self._x_tail, x))
         if final and self._n_x:
             xp = np.concatenate((xp, np.full(half, xp[-1])))  # and at the end
         new = convolve_valid(xp, h)
         self._x_tail = xp[xp.size - (2 * half) :] if xp.size >= 2 * half else xp
         self._f = np.concatenate((self._f, new))
+        if new.size:
+            self._low, self._high = min(self._low, float(new.min())), max(self._high, float(new.max()))
+        return new
 
     # ------------------------------------------------------------------ detection
     def _settled(self, final: bool) -> StreamBeats:
+        """The beats whose window, next R peak and raw stretch are all known."""
         n_f = self._f0 + self._f.size  # filtered samples available (absolute)
-        learning = detector.HISTORY_BLOCKS * self._block
-        if n_f == 0 or (not final and (n_f < learning + self._settle or n_f - self._last_run < self._hop)):
-            return self._empty()  # when the detector runs changes when a beat is reported, never which
-        self._last_run = n_f
-        peaks = detector.detect_r_peaks(self._f, self.rate) + self._f0
-        limit = n_f if final else n_f - self._settle
-        new = peaks[(peaks > self._last_beat) & (peaks < limit)]
-        pre, length = self.prep.pre, self.prep.length
-        if not final:  # a beat waits until every beat within its window is settled (a premature next beat
-            new = new[new - pre + length <= limit]  # cuts the part of the window that is the beat's own)
-        if new.size == 0:
+        peaks = self._peaks
+        if peaks.size == 0:
             return self._empty()
-        r_in = np.round(new * (self.fs / self.rate)).astype(np.int64)
-        if not final:  # and for the raw stretch the quality gate judges
-            ready = r_in + self._post_in <= self._n_in
-            new, r_in = new[ready], r_in[ready]
-            if new.size == 0:
+        pre, length = self.prep.pre, self.prep.length
+        r_in = np.round(peaks * (self.fs / self.rate)).astype(np.int64)
+        if final:
+            ready = peaks.size
+        else:
+            first = int(peaks[0])  # most pushes settle nothing: decide that on the first beat alone
+            if first - pre + length > n_f or int(r_in[0]) + self._post_in > self._n_in or (
+                    peaks.size == 1 and self._tracker.frontier < first - pre + length):
                 return self._empty()
-        following = peaks[np.minimum(np.searchsorted(peaks, new, side="right"), peaks.size - 1)]
-        gap = next_gaps(new, np.where(following > new, following, np.inf), self.prep)
+            next_known = np.ones(peaks.size, bool)
+            next_known[-1] = self._tracker.frontier >= peaks[-1] - pre + length
+            ok = next_known & (peaks - pre + length <= n_f) & (r_in + self._post_in <= self._n_in)
+            ready = int(np.argmin(ok)) if not ok.all() else peaks.size  # the beats before the first not ready
+        new, r_in, self._peaks = peaks[:ready], r_in[:ready], peaks[ready:]
+        following = np.append(peaks[1:], np.inf)[:ready]  # the next R peak of each; inf: none within the window
+        gap = next_gaps(new, following, self.prep)
         stretch = quality.stretches(self._raw, r_in + self._post_in, self._seg, self._raw0)
         reason, activity = quality.judge(stretch, self.fs, self._activity)
-        self._activity = np.r_[self._activity, activity][-(quality.FLAT_HISTORY - 1) :]
+        self._activity = np.concatenate((self._activity, activity))[-(quality.FLAT_HISTORY - 1) :]
         usable = reason == "ok"
         rr = rr_between_usable(r_in, usable, self.fs, self._last_beat_in, self._last_usable)
-        self._last_beat, self._last_beat_in, self._last_usable = int(new[-1]), int(r_in[-1]), bool(usable[-1])
+        self._last_beat_in, self._last_usable = int(r_in[-1]), bool(usable[-1])
         start = new - pre
         ok = (start >= self._f0) & (start + length <= n_f)
         idx = (start[ok] - self._f0)[:, None] + np.arange(length)[None, :]
@@ -147,12 +160,10 @@ class BeatStream:
         return StreamBeats(beats, r_in[ok], rr[ok], usable[ok], reason[ok], gap[ok], self._n_in - r_in[ok])
 
     def _trim(self) -> None:
-        """Drop filtered signal older than the lead-in before the last beat, or before MAX_GAP_S ago when
-        the beats stopped (lead off, asystole), kept on a block boundary."""
-        n_f = self._f0 + self._f.size
-        anchor = max(self._last_beat, n_f - int(MAX_GAP_S * self.rate))
-        keep_from = anchor - self.prep.pre - self._lead_in
-        cut = (keep_from // self._block) * self._block - self._f0
+        """Drop filtered signal before the window of the first beat not yet reported (or, with none, of the
+        first the tracker may still report), and raw signal before its quality stretch."""
+        first = min(self._tracker.frontier, int(self._peaks[0]) if self._peaks.size else self._tracker.frontier)
+        cut = first - self.prep.pre - self._f0
         if cut > 0:
             self._f, self._f0 = self._f[cut:], self._f0 + cut
         raw_cut = int(self._f0 * self.fs / self.rate) - self._seg - 1 - self._raw0  # a beat's stretch starts at most
@@ -171,9 +182,11 @@ class BeatStream:
             raise InputError("stream: expected more samples before flush(), received a push after flush()")
         x = as_block(samples)
         self._raw = np.concatenate((self._raw, x))
-        out = self._resample(x, final=False)
+        self._x_new.append(self._resample(x, final=False))
         self._n_in += x.size
-        self._filter(out, final=False)
+        if self._n_x - self._f0 - self._f.size < self._hop + self._half:  # filtered lags by half the taps
+            return self._empty()
+        self._track(self._filter(np.concatenate(self._x_new), final=False), final=False)
         settled = self._settled(final=False)
         self._trim()
         return settled
@@ -183,9 +196,42 @@ class BeatStream:
         if self._closed:
             return self._empty()
         self._closed = True
-        out = self._resample(np.zeros(0), final=True)
-        self._filter(out, final=True)
+        self._x_new.append(self._resample(np.zeros(0), final=True))
+        self._track(self._filter(np.concatenate(self._x_new), final=True), final=True)
         return self._settled(final=True)
+
+    def _track(self, filtered: np.ndarray, final: bool) -> None:
+        self._x_new = []
+        found = self._tracker.push(filtered)
+        if final:
+            found = np.concatenate((found, self._tracker.finish()))
+        self._peaks = np.concatenate((self._peaks, found)).astype(np.int64)
+        self.peaks_found += found.size
+
+
+CHUNK_S = 300.0  # signal per push when a whole recording is cut through a stream: 5 minutes keep the
+# per-push overheads at a few per cent, and its temporaries at a few MB
+
+
+def cut_in_chunks(signal: object, fs: float, prep: Preprocessing, chunk_s: float = CHUNK_S) -> Iterator[CutBeats]:
+    """``cut_beats(signal, fs, prep)``'s beats, a chunk of the recording at a time, through one ``BeatStream``:
+    the same R peaks, windows (to the filter's rounding, 1e-15), quality verdicts and RR, and the same
+    InputErrors (the flat and no-window ones after the last chunk), with memory bounded by the chunk,
+    not the recording's length."""
+    x = checked_signal(signal, prep)
+    n_model = x.size if fs == prep.sample_rate else max(1, int(round(x.size * prep.sample_rate / fs)))
+    check_length(n_model, prep)
+    if prep.taps is None:  # no filter to stream: the batch path, in one piece
+        yield cut_beats(x, fs, prep)
+        return
+    stream, found, step = BeatStream(prep, fs), 0, max(1, int(chunk_s * fs))
+    for i in range(0, x.size + step, step):
+        got = stream.push(x[i : i + step]) if i < x.size else stream.flush()
+        found += got.r_peak.size
+        yield CutBeats(*(getattr(got, k) for k in CUT_FIELDS))
+    check_not_flat(stream._high - stream._low, stream._amplitude)
+    if found == 0:
+        raise no_window_error(n_model, stream.peaks_found)
 
 
 def as_block(samples: object, gaps: bool = False) -> np.ndarray:

@@ -7,9 +7,11 @@ use those and never import torch.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -63,3 +65,11 @@ def mitdb_bundle(tmp_path_factory, request) -> Path:
     from ecgae.export.fixtures import export_tiny_mitdb
 
     return export_tiny_mitdb(request.getfixturevalue("mitdb_run"), tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="session")
+def mlii() -> np.ndarray:
+    """Record 100's MLII in mV (bundled with the package): the raw signal the stream and detector tests cut."""
+    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+        return (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ecgae.runtime import InputError, Model, beatclass, wearer
 from ecgae.runtime.beatclass import Book, Geometry, Templates, learn, nn_prematurity
+from ecgae.runtime.preprocess import cut_beats
 
 FS = 360.0
 
@@ -117,7 +118,7 @@ def test_batches_classify_like_one_call(model, record):
     x, sample, symbol = record
     y, _, _ = ectopic(x, sample, symbol, every=3, start_s=100)
     profile = model.calibrate(y, FS, seconds=120)
-    cut = model._cut(y, FS)
+    cut = cut_beats(y, FS, model.preprocessing)
     whole = wearer.book(model, profile).classify(cut.beats, cut.rr, cut.usable)
     book, parts = wearer.book(model, profile), []
     for a in range(0, len(cut.beats), 29):

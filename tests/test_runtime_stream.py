@@ -3,22 +3,13 @@ whole recording; state stays bounded; a bad block is refused and the stream goes
 
 from __future__ import annotations
 
-import importlib.resources
-
 import numpy as np
 import pytest
 from ecgae.runtime.errors import InputError
-from ecgae.runtime.preprocess import Preprocessing, beats_from_signal, design_bandpass, resample
-from ecgae.runtime.stream import BeatStream
+from ecgae.runtime.preprocess import CUT_FIELDS, Preprocessing, beats_from_signal, cut_beats, design_bandpass, resample
+from ecgae.runtime.stream import BeatStream, cut_in_chunks
 
 FS = 360.0
-
-
-@pytest.fixture(scope="module")
-def mlii() -> np.ndarray:
-    path = importlib.resources.files("ecgae.training") / "data" / "bundled.npz"
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-        return (z["mitdb_100_adc"].astype(np.float64) - z["mitdb_100_baseline"]) / z["mitdb_100_gain"]
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +75,30 @@ def test_a_bad_block_is_refused_and_the_stream_goes_on(mlii, prep, block, messag
         s.push(block)
     got += [s.push(x[x.size // 2 :]), s.flush()]
     np.testing.assert_array_equal(np.concatenate([g.r_peak for g in got]), beats_from_signal(x, FS, prep)[1])
+
+
+def test_a_recording_cut_in_chunks_equals_cut_beats(mlii, prep):
+    """Model.analyze and calibrate cut a recording a chunk at a time (memory bounded by the chunk): every
+    field equals cut_beats on the whole, whatever the chunk."""
+    x = mlii[: int(120 * FS)].copy()
+    x[int(30 * FS) : int(36 * FS)] += np.random.default_rng(0).normal(0.0, 0.5, int(6 * FS))
+    x[int(70 * FS) : int(74 * FS)] = 0.0
+    want = cut_beats(x, FS, prep)
+    for chunk_s in (0.7, 13.0, 60.0, 1000.0):
+        parts = list(cut_in_chunks(x, FS, prep, chunk_s))
+        for field in CUT_FIELDS:
+            np.testing.assert_array_equal(np.concatenate([getattr(p, field) for p in parts]), getattr(want, field))
+
+
+@pytest.mark.parametrize("signal, message", [
+    (np.zeros(int(20 * FS)), "flat signal"),
+    (np.ones(100), "at least one window"),
+    (np.array([1.0, np.nan] * 300), "300 NaN"),
+    (np.zeros((2, 900)), "1-D"),
+])
+def test_chunked_cut_refuses_what_cut_beats_refuses(prep, signal, message):
+    with pytest.raises(InputError, match=message) as batch:
+        cut_beats(signal, FS, prep)
+    with pytest.raises(InputError) as chunked:
+        list(cut_in_chunks(signal, FS, prep))
+    assert str(chunked.value) == str(batch.value)

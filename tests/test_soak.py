@@ -7,7 +7,14 @@ import shutil
 import sys
 
 import pytest
-from ecgae.benchmarks.soak import kill_calibrate, kill_export, kill_score, rss_growth, threads_vs_sequential
+from ecgae.benchmarks.soak import (
+    kill_calibrate,
+    kill_export,
+    kill_score,
+    monitor_day,
+    rss_growth,
+    threads_vs_sequential,
+)
 
 
 def test_eight_threads_on_one_model_equal_sequential_results(bundles):
@@ -19,6 +26,13 @@ def test_eight_threads_on_one_model_equal_sequential_results(bundles):
 def test_rss_stays_flat_over_score_calls(bundles):
     r = rss_growth(bundles["ae"], calls=20_000, warmup=2_000)
     assert r["calls"] == 20_000 and r["growth_mb"] < 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmRSS from /proc")
+def test_a_monitor_over_a_looped_recording_equals_analyze_with_flat_memory(mitdb_bundle):
+    r = monitor_day(mitdb_bundle, hours=0.25)
+    assert r["events"] == r["analyze_beats"] > 1000 and r["mismatches"] == 0
+    assert r["growth_mb"] < 1 and not r["torch_imported"] and not r["onnx_imported"]
 
 
 def test_kill_9_during_score_out_leaves_the_old_file_or_the_whole_new_one(bundles, tmp_path):
