@@ -55,6 +55,17 @@ def _window(node, attrs: dict, rank: int, kernel: int) -> tuple[int, int, int, i
     return strides_[0], dil[0], pads[0], pads[1]
 
 
+UNROLL = 16  # a dot product this short is written out term by term (same order of additions as the loop)
+
+
+def _dot(acc: str, n: int, term: Callable[[str], str], var: str = "k") -> list[str]:
+    """``acc += term(0) + ... + term(n-1)``, one term at a time, unrolled when ``n`` is short: the loop
+    counter and its branch cost as much as the multiply-add on a Cortex-M4."""
+    if n <= UNROLL:
+        return [f"{acc} += {term(str(i))};" for i in range(n)]
+    return [f"for (int {var} = 0; {var} < {n}; ++{var}) {acc} += {term(var)};"]
+
+
 @op("Conv")
 def conv(tr, node, attrs: dict) -> None:
     x, w, b = tr.input(node, 0), tr.input(node, 1), tr.input(node, 2)
@@ -67,17 +78,25 @@ def conv(tr, node, attrs: dict) -> None:
     s, d, pb, pe = _window(node, attrs, len(x.shape), k)
     ow = (width + pb + pe - d * (k - 1) - 1) // s + 1
     y = tr.output(node, 0, (1, m, 1, ow) if len(x.shape) == 4 else (1, m, ow), x.loaded_type)
-    t = y.ctype
-    tr.emit(f"for (int m = 0; m < {m}; ++m) {{",
-            f"  for (int o = 0; o < {ow}; ++o) {{",
-            f"    {t} acc = 0;",
-            f"    for (int c = 0; c < {c}; ++c) {{",
-            f"      for (int k = 0; k < {k}; ++k) {{",
-            f"        int i = o*{s} - {pb} + k*{d};",
-            f"        if (i >= 0 && i < {width}) acc += {w.load(f'(m*{c} + c)*{k} + k')} * {x.load(f'c*{width} + i')};",
-            "      }", "    }",
-            f"    {y.pointer}[m*{ow} + o] = acc{' + ' + b.load('m') if b else ''};",
-            "  }", "}")
+    # outputs whose window lies inside the input need no bounds test: only the edges keep it
+    first = min(ow, -(-pb // s))
+    last = max(first, min(ow, (width - 1 - d * (k - 1) + pb) // s + 1))
+
+    def body(checked: bool) -> list[str]:
+        taps = []
+        for j in range(k):
+            term = f"{w.load(f'(m*{c} + c)*{k} + {j}')} * {x.load(f'c*{width} + i + {j * d}')}"
+            taps.append(f"if (i + {j * d} >= 0 && i + {j * d} < {width}) acc += {term};" if checked
+                        else f"acc += {term};")
+        return [f"  {y.ctype} acc = 0;", f"  int i = o*{s} - {pb};",
+                f"  for (int c = 0; c < {c}; ++c) {{", *(f"    {t}" for t in taps), "  }",
+                f"  {y.pointer}[m*{ow} + o] = acc{' + ' + b.load('m') if b else ''};"]
+
+    tr.emit(f"for (int m = 0; m < {m}; ++m) {{")
+    for lo, hi, checked in ((0, first, True), (first, last, False), (last, ow, True)):
+        if hi > lo:
+            tr.emit(f"for (int o = {lo}; o < {hi}; ++o) {{", *body(checked), "}")
+    tr.emit("}")
 
 
 @op("ConvTranspose")
@@ -90,17 +109,19 @@ def conv_transpose(tr, node, attrs: dict) -> None:
         _refuse(node, "group, output_padding or output_shape set: expected group 1 and neither of the others")
     m, k = w.shape[1], w.shape[2]
     s, d, pb, pe = _window(node, attrs, 3, k)
-    ow = (width - 1) * s - pb - pe + d * (k - 1) + 1
+    if d != 1:
+        _refuse(node, f"dilations [{d}]: expected 1")
+    ow = (width - 1) * s - pb - pe + (k - 1) + 1
     y = tr.output(node, 0, (1, m, ow), x.loaded_type)
-    # gathered per output sample (output-stationary): one accumulator, written once
+    # gathered per output sample (one accumulator, written once): output o takes the taps k = o + pb (mod s)
     tr.emit(f"for (int m = 0; m < {m}; ++m) {{",
             f"  for (int o = 0; o < {ow}; ++o) {{",
             f"    {y.ctype} acc = 0;",
-            f"    for (int k = 0; k < {k}; ++k) {{",
-            f"      int t = o + {pb} - k*{d};",
-            f"      if (t < 0 || t % {s} != 0 || t / {s} >= {width}) continue;",
-            f"      for (int c = 0; c < {c}; ++c) acc += {x.load(f't / {s} + c*{width}')} * "
-            f"{w.load(f'(c*{m} + m)*{k} + k')};",
+            f"    for (int k = (o + {pb}) % {s}; k < {k}; k += {s}) {{",
+            f"      int i = (o + {pb} - k) / {s};",
+            f"      if (i < 0 || i >= {width}) continue;",
+            *(f"      {t}" for t in _dot("acc", c, lambda j: f"{x.load(f'i + {j}*{width}')} * "
+                                                           f"{w.load(f'({j}*{m} + m)*{k} + k')}", "c")),
             "    }",
             f"    {y.pointer}[m*{ow} + o] = acc{' + ' + b.load('m') if b else ''};",
             "  }", "}")
@@ -157,8 +178,8 @@ def gemm(tr, node, attrs: dict) -> None:
     n = b.shape[0] if tb else b.shape[1]
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     y = tr.output(node, 0, (m, n), a.loaded_type)
-    a_at = f"k*{m} + r" if ta else f"r*{k} + k"
-    b_at = f"j*{k} + k" if tb else f"k*{n} + j"
+    a_at = (lambda i: f"{i}*{m} + r") if ta else (lambda i: f"r*{k} + {i}")
+    b_at = (lambda i: f"j*{k} + {i}") if tb else (lambda i: f"{i}*{n} + j")
     value = "acc" if alpha == 1.0 else f"({alpha!r}f * acc)"
     if c is not None:
         term = c.load(index("r,j", broadcast_strides(c.shape, (m, n))))
@@ -166,7 +187,7 @@ def gemm(tr, node, attrs: dict) -> None:
     tr.emit(f"for (int r = 0; r < {m}; ++r) {{",
             f"  for (int j = 0; j < {n}; ++j) {{",
             f"    {y.ctype} acc = 0;",
-            f"    for (int k = 0; k < {k}; ++k) acc += {a.load(a_at)} * {b.load(b_at)};",
+            *(f"    {t}" for t in _dot("acc", k, lambda i: f"{a.load(a_at(i))} * {b.load(b_at(i))}")),
             f"    {y.pointer}[r*{n} + j] = {value};",
             "  }", "}")
 
@@ -187,8 +208,8 @@ def matmul(tr, node, attrs: dict) -> None:
             f"for (int r = 0; r < {m}; ++r) {{",
             f"  for (int j = 0; j < {n}; ++j) {{",
             f"    {y.ctype} acc = 0;",
-            f"    for (int k = 0; k < {k}; ++k) acc += {a.load(f'({a_base})*{m * k} + r*{k} + k')} * "
-            f"{b.load(f'({b_base})*{k * n} + k*{n} + j')};",
+            *(f"    {t}" for t in _dot("acc", k, lambda i: f"{a.load(f'({a_base})*{m * k} + r*{k} + {i}')} * "
+                                                     f"{b.load(f'({b_base})*{k * n} + {i}*{n} + j')}")),
             f"    {y.pointer}[({y_base})*{m * n} + r*{n} + j] = acc;",
             "  }", "}", *tails)
 

@@ -1,0 +1,204 @@
+"""``make mcu``: each bundle's generated C built for a Cortex-M4F and run in QEMU (MPS2 AN386 board), its
+outputs compared with onnxruntime, its flash, RAM and instructions per beat measured.
+
+    python -m ecgae.benchmarks.mcu --fixtures .mcu-bundles --out mcu      # 1-epoch bundles of every arch
+    python -m ecgae.benchmarks.mcu BUNDLE [BUNDLE ...] --out DIR
+
+Flash and static RAM are the model's own object file (``arm-none-eabi-size``: text + data, data + bss),
+not the test program's. The stack is the high-water mark of one call, found by painting the free stack.
+Instructions are counted by QEMU's ``-icount shift=0`` (one instruction = 1 ns of emulated time) read
+through SysTick at the board's 25 MHz, so one tick is 40 instructions; a loop of known length calibrates
+this in every run. QEMU does not model cycles: on silicon, loads, branches and flash wait states make a
+cycle count higher than the instruction count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime import bundle as bundle_io
+from ..runtime.errors import EcgaeError
+from ..runtime.io import atomic_write_bytes, write_json
+from .markdown import table
+
+CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
+C_FLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
+QEMU = ("qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
+        "-serial", "none", "-semihosting-config", "enable=on,target=native", "-icount", "shift=0")
+PART = {"flash": 256 * 1024, "ram": 64 * 1024}  # the smallest part the issue targets
+FP32_ATOL = 1e-5
+MCU_FILES = ("mcu.h", "startup.c", "mps2_an386.ld")
+FIXTURE_ARCHS = ("seed", "upsample", "conv", "conv-flat")
+
+
+def _tools() -> None:
+    missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm") if not shutil.which(t)]
+    if missing:
+        raise EcgaeError(f"mcu: expected {missing} on PATH; 'make mcu' installs gcc-arm-none-eabi, "
+                         "libnewlib-arm-none-eabi and qemu-system-arm")
+
+
+def _run(cmd: list[str], what: str, timeout: float = 600) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise EcgaeError(f"{what} failed ({done.returncode}): {(done.stderr or done.stdout)[-3000:]}")
+    return done.stdout
+
+
+def build(work: Path) -> tuple[Path, dict[str, int]]:
+    """The harness in ``work`` (see c_harness.write_harness) linked for the board; the model object's sizes."""
+    for name in MCU_FILES:
+        atomic_write_bytes(work / name, resources.files("ecgae.export").joinpath(f"c/{name}").read_bytes())
+    cc = ["arm-none-eabi-gcc", *CPU_FLAGS, *C_FLAGS, "-DECGAE_MCU", "-I", str(work)]
+    model_o = work / "ecgae_model.o"
+    _run([*cc, "-c", str(work / "ecgae_model.c"), "-o", str(model_o)], "arm-none-eabi-gcc (model)")
+    elf = work / "ecgae.elf"
+    _run([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", str(work / "mps2_an386.ld"), "-Wl,--gc-sections",
+          str(model_o), *(str(work / f) for f in ("ecgae_reference.c", "driver.c", "startup.c")),
+          "-o", str(elf), "-lm"], "arm-none-eabi-gcc (link)")
+    sizes = {}
+    for label, path in (("model", model_o), ("elf", elf)):
+        text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", str(path)], "size").splitlines()[1].split()[:3])
+        sizes |= {f"{label}_text": text, f"{label}_data": data, f"{label}_bss": bss}
+    return elf, sizes
+
+
+def measure(bundle: Path, work: Path) -> dict:
+    """Generate, build, run in QEMU and compare one bundle; the row of the report."""
+    from ..export.c_harness import (
+        differences,
+        host_compiler,
+        host_parity,
+        onnxruntime_outputs,
+        parse,
+        reference_inputs,
+        write_harness,
+    )
+
+    manifest = bundle_io.read_manifest(bundle)
+    write_harness(bundle, work)
+    elf, sizes = build(work)
+    out = _run([*QEMU, "-kernel", str(elf)], "qemu-system-arm", timeout=1200)
+    actual, costs = parse(out)
+    calibration = next(line.split()[1:] for line in out.splitlines() if line.startswith("calibration "))
+    per_tick = int(calibration[1]) / int(calibration[0])
+    beats, latents = reference_inputs(bundle)
+    parity = differences(actual, onnxruntime_outputs(bundle, beats, latents))
+    cost = np.array(costs)  # row, encode ticks, score ticks, encode stack, score stack
+    host = None
+    cc = host_compiler()
+    if cc is not None:
+        host = host_parity(bundle, work / "host", cc)
+    model = manifest["model"]
+    summary = json.loads((work / "ecgae_model.json").read_text())
+    flash = sizes["model_text"] + sizes["model_data"]
+    stack = int(cost[:, 3:].max())
+    ram = sizes["model_data"] + sizes["model_bss"] + stack
+    return {
+        "bundle": str(bundle), "kind": model["kind"], "arch": model["arch"], "input_length": model["input_length"],
+        "latent_dim": model["latent_dim"], "weights_bytes": summary["const_bytes"],
+        "scratch_bytes": summary["scratch_bytes"], "sizes": sizes, "flash_bytes": flash,
+        "stack_bytes": {"encode": int(cost[:, 3].max()), "score": int(cost[:, 4].max())},
+        "ram_bytes": ram,
+        "fits": {"flash": flash <= PART["flash"], "ram": ram <= PART["ram"]},
+        "parity": {"qemu_vs_onnxruntime": parity, "atol": FP32_ATOL,
+                   "passed": max(parity.values()) <= FP32_ATOL, "host_vs_onnxruntime": host},
+        "instructions_per_beat": {"encode": int(np.median(cost[:, 1]) * per_tick),
+                                  "score": int(np.median(cost[:, 2]) * per_tick),
+                                  "resolution": per_tick},
+        "calibration": {"ticks": int(calibration[0]), "instructions": int(calibration[1])},
+        "beats": len(beats),
+    }
+
+
+def fixtures(root: Path) -> list[Path]:
+    """One 1-epoch AE and VAE bundle per architecture on the bundled MIT-BIH beats (L = 450, the chapter's
+    window), made once: parity and cost do not depend on how well a model is trained."""
+    from ..export.bundle import export_run
+    from ..training.train import TrainConfig, train
+
+    out = []
+    for arch in FIXTURE_ARCHS:
+        for kind in ("ae", "vae"):
+            bundle = root / f"{kind}-{arch}"
+            if not (bundle / "manifest.json").is_file():
+                with tempfile.TemporaryDirectory() as runs:
+                    run = Path(runs) / "run"
+                    train(TrainConfig(model=kind, arch=arch, data="bundled", epochs=1, latent_dim=2), run,
+                          log=lambda *_: None)
+                    export_run(run, bundle, force=True, log=lambda *_: None)
+            out.append(bundle)
+    return out
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The report section: one row per bundle, then what fits a 256 KB-flash / 64 KB-RAM part."""
+    header = ["bundle", "L", "latent", "flash KB", "RAM KB (static + stack)", "max abs C - ORT (QEMU)",
+              "instr/beat encode", "instr/beat score", f"fits {PART['flash'] // 1024} KB / {PART['ram'] // 1024} KB"]
+    body = []
+    for r in rows:
+        ins = r["instructions_per_beat"]
+        fits = "yes" if all(r["fits"].values()) else "no (" + ", ".join(k for k, v in r["fits"].items() if not v) + ")"
+        body.append([f"{r['kind']}-{r['arch']}", str(r["input_length"]), str(r["latent_dim"]), _kb(r["flash_bytes"]),
+                     f"{_kb(r['ram_bytes'])} ({_kb(r['sizes']['model_data'] + r['sizes']['model_bss'])} + "
+                     f"{max(r['stack_bytes'].values())} B)",
+                     f"{max(r['parity']['qemu_vs_onnxruntime'].values()):.1e}",
+                     f"{ins['encode']:,}", f"{ins['score']:,}", fits])
+    fitting = [f"{r['kind']}-{r['arch']}" for r in rows if all(r["fits"].values())]
+    lines = ["## On a Cortex-M4F (emulated)", "",
+             "The bundle's graphs as C (`ecgae emit-c`), built with `arm-none-eabi-gcc -O2 -mcpu=cortex-m4 "
+             "-mfpu=fpv4-sp-d16 -mfloat-abi=hard` and run in QEMU's MPS2 AN386 board on each bundle's "
+             f"{rows[0]['beats'] if rows else 0} reference beats. Flash is the model's object file (weights "
+             "and code of encode, decode and score); RAM is its static scratch plus the deepest stack of one "
+             "call. Instructions per beat are QEMU's instruction count (`-icount shift=0`, read through "
+             "SysTick, calibrated on a loop of known length); QEMU does not model cycles, so cycles on "
+             "silicon are higher.", "",
+             *table(header, body), "",
+             f"Fits a {PART['flash'] // 1024} KB-flash / {PART['ram'] // 1024} KB-RAM part (the model alone, "
+             f"before the firmware around it): {', '.join(fitting) if fitting else 'none'}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecgae.benchmarks.mcu", description=__doc__.splitlines()[0])
+    parser.add_argument("bundles", nargs="*", type=Path, metavar="BUNDLE")
+    parser.add_argument("--fixtures", type=Path, metavar="DIR",
+                        help="make (once) and measure 1-epoch bundles of every arch in DIR")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="receives mcu.json and mcu.md")
+    args = parser.parse_args(argv)
+    _tools()
+    bundles = list(args.bundles) + (fixtures(args.fixtures) if args.fixtures else [])
+    if not bundles:
+        parser.error("expected BUNDLE arguments or --fixtures DIR")
+    rows = []
+    for bundle in bundles:
+        with tempfile.TemporaryDirectory() as work:
+            row = measure(bundle, Path(work))
+        print(f"{row['kind']}-{row['arch']}: flash {row['flash_bytes']} B, RAM {row['ram_bytes']} B, "
+              f"max |C - ORT| {max(row['parity']['qemu_vs_onnxruntime'].values()):.1e}, "
+              f"{row['instructions_per_beat']['score']:,} instructions per scored beat", flush=True)
+        rows.append(row)
+    write_json(args.out / "mcu.json", {"part": PART, "bundles": rows})
+    atomic_write_bytes(args.out / "mcu.md", markdown(rows).encode())
+    failed = [r["bundle"] for r in rows if not r["parity"]["passed"]]
+    if failed:
+        print(f"mcu: parity above {FP32_ATOL:g} for {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
