@@ -83,8 +83,11 @@ def measure(bundle: Path, work: Path) -> dict:
         reference_inputs,
         write_harness,
     )
+    from ..export.macs import graph_macs
 
     manifest = bundle_io.read_manifest(bundle)
+    macs = {entry: graph_macs(bundle_io.verified_file(bundle, manifest["graphs"][graph], graph).read_bytes())
+            for entry, graph in (("encode", "encoder"), ("score", "score"))}
     write_harness(bundle, work)
     elf, sizes = build(work)
     out = _run([*QEMU, "-kernel", str(elf)], "qemu-system-arm", timeout=1200)
@@ -115,6 +118,7 @@ def measure(bundle: Path, work: Path) -> dict:
         "instructions_per_beat": {"encode": int(np.median(cost[:, 1]) * per_tick),
                                   "score": int(np.median(cost[:, 2]) * per_tick),
                                   "resolution": per_tick},
+        "macs_per_beat": macs,
         "calibration": {"ticks": int(calibration[0]), "instructions": int(calibration[1])},
         "beats": len(beats),
     }
@@ -147,7 +151,8 @@ def _kb(n: int) -> str:
 def markdown(rows: list[dict]) -> str:
     """The report section: one row per bundle, then what fits a 256 KB-flash / 64 KB-RAM part."""
     header = ["bundle", "L", "latent", "flash KB", "RAM KB (static + stack)", "max abs C - ORT (QEMU)",
-              "instr/beat encode", "instr/beat score", f"fits {PART['flash'] // 1024} KB / {PART['ram'] // 1024} KB"]
+              "instr/beat encode", "instr/beat score", "instr/MAC score",
+              f"fits {PART['flash'] // 1024} KB / {PART['ram'] // 1024} KB"]
     body = []
     for r in rows:
         ins = r["instructions_per_beat"]
@@ -156,7 +161,8 @@ def markdown(rows: list[dict]) -> str:
                      f"{_kb(r['ram_bytes'])} ({_kb(r['sizes']['model_data'] + r['sizes']['model_bss'])} + "
                      f"{max(r['stack_bytes'].values())} B)",
                      f"{max(r['parity']['qemu_vs_onnxruntime'].values()):.1e}",
-                     f"{ins['encode']:,}", f"{ins['score']:,}", fits])
+                     f"{ins['encode']:,}", f"{ins['score']:,}", f"{ins['score'] / r['macs_per_beat']['score']:.1f}",
+                     fits])
     fitting = [f"{r['kind']}-{r['arch']}" for r in rows if all(r["fits"].values())]
     lines = ["## On a Cortex-M4F (emulated)", "",
              "The bundle's graphs as C (`ecgae emit-c`), built with `arm-none-eabi-gcc -O2 -mcpu=cortex-m4 "

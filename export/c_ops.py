@@ -113,18 +113,21 @@ def conv_transpose(tr, node, attrs: dict) -> None:
         _refuse(node, f"dilations [{d}]: expected 1")
     ow = (width - 1) * s - pb - pe + (k - 1) + 1
     y = tr.output(node, 0, (1, m, ow), x.loaded_type)
-    # gathered per output sample (one accumulator, written once): output o takes the taps k = o + pb (mod s)
-    tr.emit(f"for (int m = 0; m < {m}; ++m) {{",
-            f"  for (int o = 0; o < {ow}; ++o) {{",
-            f"    {y.ctype} acc = 0;",
-            f"    for (int k = (o + {pb}) % {s}; k < {k}; k += {s}) {{",
-            f"      int i = (o + {pb} - k) / {s};",
-            f"      if (i < 0 || i >= {width}) continue;",
-            *(f"      {t}" for t in _dot("acc", c, lambda j: f"{x.load(f'i + {j}*{width}')} * "
-                                                           f"{w.load(f'({j}*{m} + m)*{k} + k')}", "c")),
-            "    }",
-            f"    {y.pointer}[m*{ow} + o] = acc{' + ' + b.load('m') if b else ''};",
-            "  }", "}")
+    # gathered per output sample (one accumulator, written once). Output o = q*s + phase takes the taps
+    # k = phase + pb (mod s) from input q + (phase + pb - k) / s: the phase split leaves no division at run time
+    tr.emit(f"for (int m = 0; m < {m}; ++m) {{")
+    for phase in range(min(s, ow)):
+        tr.emit(f"  for (int q = 0; q < {len(range(phase, ow, s))}; ++q) {{", f"    {y.ctype} acc = 0;")
+        for tap in range(k):
+            if (phase + pb - tap) % s:
+                continue
+            tr.emit(f"    {{ int i = q + {(phase + pb - tap) // s};",
+                    f"      if (i >= 0 && i < {width}) {{",
+                    *(f"        {t}" for t in _dot("acc", c, lambda j, tap=tap: f"{x.load(f'i + {j}*{width}')} * "
+                                                                 f"{w.load(f'({j}*{m} + m)*{k} + {tap}')}", "c")),
+                    "    } }")
+        tr.emit(f"    {y.pointer}[m*{ow} + q*{s} + {phase}] = acc{' + ' + b.load('m') if b else ''};", "  }")
+    tr.emit("}")
 
 
 @op("MaxPool")
