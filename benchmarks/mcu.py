@@ -178,6 +178,31 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measure_all(bundles: list[Path], out: Path, log=print) -> list[dict]:
+    """Measure every bundle, one line each to ``log``; write out/mcu.json and out/mcu.md."""
+    rows = []
+    for bundle in bundles:
+        with tempfile.TemporaryDirectory() as work:
+            row = measure(bundle, Path(work))
+        log(f"{row['kind']}-{row['arch']}: flash {row['flash_bytes']} B, RAM {row['ram_bytes']} B, "
+            f"max |C - ORT| {max(row['parity']['qemu_vs_onnxruntime'].values()):.1e}, "
+            f"{row['instructions_per_beat']['score']:,} instructions per scored beat")
+        rows.append(row)
+    write_json(out / "mcu.json", {"part": PART, "bundles": rows})
+    atomic_write_bytes(out / "mcu.md", markdown(rows).encode())
+    return rows
+
+
+def report_section(bundles: list[Path], out: Path) -> str:
+    """For ``make demo``'s report: measure ``bundles`` into ``out`` and return the Markdown section, or a line
+    saying how to get it when the cross compiler or QEMU is missing (the demo does not install them)."""
+    try:
+        _tools()
+    except EcgaeError as e:
+        return f"## On a Cortex-M4F (emulated)\n\nNot measured in this run: {e}.\n"
+    return markdown(measure_all(bundles, out))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgae.benchmarks.mcu", description=__doc__.splitlines()[0])
     parser.add_argument("bundles", nargs="*", type=Path, metavar="BUNDLE")
@@ -189,16 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     bundles = list(args.bundles) + (fixtures(args.fixtures) if args.fixtures else [])
     if not bundles:
         parser.error("expected BUNDLE arguments or --fixtures DIR")
-    rows = []
-    for bundle in bundles:
-        with tempfile.TemporaryDirectory() as work:
-            row = measure(bundle, Path(work))
-        print(f"{row['kind']}-{row['arch']}: flash {row['flash_bytes']} B, RAM {row['ram_bytes']} B, "
-              f"max |C - ORT| {max(row['parity']['qemu_vs_onnxruntime'].values()):.1e}, "
-              f"{row['instructions_per_beat']['score']:,} instructions per scored beat", flush=True)
-        rows.append(row)
-    write_json(args.out / "mcu.json", {"part": PART, "bundles": rows})
-    atomic_write_bytes(args.out / "mcu.md", markdown(rows).encode())
+    rows = measure_all(bundles, args.out, lambda line: print(line, flush=True))
     failed = [r["bundle"] for r in rows if not r["parity"]["passed"]]
     if failed:
         print(f"mcu: parity above {FP32_ATOL:g} for {failed}", file=sys.stderr)
