@@ -58,18 +58,40 @@ def build(work: Path) -> tuple[Path, dict[str, int]]:
     """The harness in ``work`` (see c_harness.write_harness) linked for the board; the model object's sizes."""
     for name in MCU_FILES:
         atomic_write_bytes(work / name, resources.files("ecgae.export").joinpath(f"c/{name}").read_bytes())
-    cc = ["arm-none-eabi-gcc", *CPU_FLAGS, *C_FLAGS, "-DECGAE_MCU", "-I", str(work)]
-    model_o = work / "ecgae_model.o"
-    _run([*cc, "-c", str(work / "ecgae_model.c"), "-o", str(model_o)], "arm-none-eabi-gcc (model)")
+    cc = _compiler(work)
+    model_o = _compile(work)
     elf = work / "ecgae.elf"
     _run([*cc, "--specs=rdimon.specs", "-nostartfiles", "-T", str(work / "mps2_an386.ld"), "-Wl,--gc-sections",
           str(model_o), *(str(work / f) for f in ("ecgae_reference.c", "driver.c", "startup.c")),
           "-o", str(elf), "-lm"], "arm-none-eabi-gcc (link)")
-    sizes = {}
-    for label, path in (("model", model_o), ("elf", elf)):
-        text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", str(path)], "size").splitlines()[1].split()[:3])
-        sizes |= {f"{label}_text": text, f"{label}_data": data, f"{label}_bss": bss}
-    return elf, sizes
+    return elf, _sizes(model_o, "model") | _sizes(elf, "elf")
+
+
+def _compiler(work: Path) -> list[str]:
+    return ["arm-none-eabi-gcc", *CPU_FLAGS, *C_FLAGS, "-DECGAE_MCU", "-I", str(work)]
+
+
+def _compile(work: Path) -> Path:
+    """work/ecgae_model.c -> work/ecgae_model.o for the M4F."""
+    out = work / "ecgae_model.o"
+    _run([*_compiler(work), "-c", str(work / "ecgae_model.c"), "-o", str(out)], "arm-none-eabi-gcc (model)")
+    return out
+
+
+def _sizes(path: Path, label: str) -> dict[str, int]:
+    """text (code and const), data and bss of an object or ELF file, from arm-none-eabi-size."""
+    text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", str(path)], "size").splitlines()[1].split()[:3])
+    return {f"{label}_text": text, f"{label}_data": data, f"{label}_bss": bss}
+
+
+def encoder_alone(bundle: Path, work: Path) -> dict[str, int]:
+    """Flash and static RAM of ecgae_encode generated alone: what a wearable that sends z carries."""
+    from ..export.emit_c import emit_c
+
+    emit_c(bundle, work, ("ecgae_encode",))
+    sizes = _sizes(_compile(work), "encode")
+    return {"flash_bytes": sizes["encode_text"] + sizes["encode_data"],
+            "static_ram_bytes": sizes["encode_data"] + sizes["encode_bss"]}
 
 
 def measure(bundle: Path, work: Path) -> dict:
@@ -103,6 +125,9 @@ def measure(bundle: Path, work: Path) -> dict:
         host_out, _ = parse(_run([str(build_host(work, cc))], "host build of the generated C"))
         host = differences(host_out, onnxruntime_outputs(bundle, beats, latents))
         same_bits = all(np.array_equal(host_out[k].view(np.uint8), actual[k].view(np.uint8)) for k in host_out)
+    alone = encoder_alone(bundle, work / "encode")
+    alone["ram_bytes"] = alone["static_ram_bytes"] + int(cost[:, 3].max())
+    alone["fits"] = {"flash": alone["flash_bytes"] <= PART["flash"], "ram": alone["ram_bytes"] <= PART["ram"]}
     model = manifest["model"]
     summary = json.loads((work / "ecgae_model.json").read_text())
     flash = sizes["model_text"] + sizes["model_data"]
@@ -115,6 +140,7 @@ def measure(bundle: Path, work: Path) -> dict:
         "stack_bytes": {"encode": int(cost[:, 3].max()), "score": int(cost[:, 4].max())},
         "ram_bytes": ram,
         "fits": {"flash": flash <= PART["flash"], "ram": ram <= PART["ram"]},
+        "encoder_alone": alone,
         "parity": {"qemu_vs_onnxruntime": parity, "atol": FP32_ATOL,
                    "passed": max(parity.values()) <= FP32_ATOL, "host_vs_onnxruntime": host,
                    "qemu_bits_equal_host": same_bits},
@@ -154,7 +180,7 @@ def _kb(n: int) -> str:
 def markdown(rows: list[dict]) -> str:
     """The report section: one row per bundle, then what fits a 256 KB-flash / 64 KB-RAM part."""
     header = ["bundle", "L", "latent", "flash KB", "RAM KB (static + stack)", "max abs C - ORT (QEMU)",
-              "instr/beat encode", "instr/beat score", "instr/MAC score",
+              "instr/beat encode", "instr/beat score", "instr/MAC score", "encoder alone: flash / RAM KB",
               f"fits {PART['flash'] // 1024} KB / {PART['ram'] // 1024} KB"]
     body = []
     for r in rows:
@@ -165,7 +191,7 @@ def markdown(rows: list[dict]) -> str:
                      f"{max(r['stack_bytes'].values())} B)",
                      f"{max(r['parity']['qemu_vs_onnxruntime'].values()):.1e}",
                      f"{ins['encode']:,}", f"{ins['score']:,}", f"{ins['score'] / r['macs_per_beat']['score']:.1f}",
-                     fits])
+                     f"{_kb(r['encoder_alone']['flash_bytes'])} / {_kb(r['encoder_alone']['ram_bytes'])}", fits])
     fitting = [f"{r['kind']}-{r['arch']}" for r in rows if all(r["fits"].values())]
     same = [r["parity"]["qemu_bits_equal_host"] for r in rows if r["parity"]["qemu_bits_equal_host"] is not None]
     lines = ["## On a Cortex-M4F (emulated)", "",

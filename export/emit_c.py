@@ -243,18 +243,42 @@ def load_graph(bundle_dir: Path, manifest: dict, name: str) -> onnx.ModelProto:
     return onnx.load(bundle_io.verified_file(bundle_dir, graphs[name], f"graphs.{name}"))
 
 
-def translate(models: dict[str, onnx.ModelProto], kind: str) -> tuple[str, Constants, dict[str, int]]:
-    """C function definitions for every entry, the constants they read and the scratch they need."""
+def chosen(kind: str, functions: tuple[str, ...] | None) -> tuple[Entry, ...]:
+    """The entries named in ``functions`` (all when None), refusing unknown names."""
+    every = entries(kind)
+    if functions is None:
+        return every
+    names = [e.function for e in every]
+    unknown = [f for f in functions if f not in names]
+    if unknown or not functions:
+        raise InputError(f"functions: expected a non-empty subset of {names}, received {list(functions)}")
+    return tuple(e for e in every if e.function in functions)
+
+
+def translate(models: dict[str, onnx.ModelProto], kind: str,
+              functions: tuple[str, ...] | None = None) -> tuple[str, Constants, dict[str, int]]:
+    """C definitions of the entries (all, or those named), the constants they read and the scratch they need."""
     constants = Constants(f"{PREFIX}_w")
-    functions, scratch = [], dict.fromkeys(ARENA, 0)
-    for entry in entries(kind):
+    texts, scratch = [], dict.fromkeys(ARENA, 0)
+    for entry in chosen(kind, functions):
         text, sizes = Translation(models[entry.graph], f"{entry.graph}.onnx", constants).function(entry)
-        functions.append(text)
+        texts.append(text)
         scratch = {k: max(scratch[k], sizes[k]) for k in scratch}
-    return "\n\n".join(functions), constants, scratch
+    return "\n\n".join(texts), constants, scratch
 
 
-def _header(manifest: dict, kind: str, scratch_bytes: int, const_bytes: int) -> str:
+PROTOTYPES = {
+    "ecgae_encode": ["/* beat[ECGAE_INPUT_LENGTH] -> z[ECGAE_LATENT_DIM] (a VAE's posterior mean) */",
+                     "int ecgae_encode(const float *beat, float *z);"],
+    "ecgae_decode": ["/* z[ECGAE_LATENT_DIM] -> x_hat[ECGAE_INPUT_LENGTH] */",
+                     "int ecgae_decode(const float *z, float *x_hat);"],
+    "ecgae_score": ["/* beat -> *score, the mean squared reconstruction error (computed in double, as the bundle's",
+                    " * score graph does); z and x_hat receive the latent and reconstruction unless NULL */",
+                    "int ecgae_score(const float *beat, double *score, float *z, float *x_hat);"],
+}
+
+
+def _header(manifest: dict, kind: str, scratch_bytes: int, const_bytes: int, functions: list[str]) -> str:
     model = manifest["model"]
     threshold = (manifest.get("anomaly") or {}).get("threshold")
     graphs = "\n".join(f" *   {name}: sha256 {entry['sha256']}" for name, entry in manifest["graphs"].items())
@@ -281,26 +305,22 @@ def _header(manifest: dict, kind: str, scratch_bytes: int, const_bytes: int) -> 
         "#define ECGAE_NULL_ARGUMENT (-1) /* a required pointer is NULL */",
         "#define ECGAE_NONFINITE (-2) /* an output overflowed to infinity or NaN */",
         "",
-        "/* beat[ECGAE_INPUT_LENGTH] -> z[ECGAE_LATENT_DIM] (a VAE's posterior mean) */",
-        "int ecgae_encode(const float *beat, float *z);",
-        "/* z[ECGAE_LATENT_DIM] -> x_hat[ECGAE_INPUT_LENGTH] */",
-        "int ecgae_decode(const float *z, float *x_hat);",
-        "/* beat -> *score, the mean squared reconstruction error (computed in double, as the bundle's score",
-        " * graph does); z and x_hat receive the latent and reconstruction unless NULL */",
-        "int ecgae_score(const float *beat, double *score, float *z, float *x_hat);",
+        *(line for f in functions for line in PROTOTYPES[f]),
         "",
         "#endif",
     ]
     return "\n".join(lines) + "\n"
 
 
-def emit_c(bundle_dir: str | Path, out_dir: str | Path) -> CModel:
-    """Write ecgae_model.c / .h (and a JSON summary of their cost) for the bundle's FP32 graphs."""
+def emit_c(bundle_dir: str | Path, out_dir: str | Path, functions: tuple[str, ...] | None = None) -> CModel:
+    """Write ecgae_model.c / .h (and a JSON summary of their cost) for the bundle's FP32 graphs: every entry,
+    or only those named (a wearable that sends z needs ecgae_encode alone, and its weights and scratch)."""
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     manifest = bundle_io.read_manifest(bundle_dir)
     kind = manifest["model"]["kind"]
-    models = {name: load_graph(bundle_dir, manifest, name) for name in ("encoder", "decoder", "score")}
-    functions, constants, scratch = translate(models, kind)
+    picked = chosen(kind, functions)
+    models = {e.graph: load_graph(bundle_dir, manifest, e.graph) for e in picked}
+    functions, constants, scratch = translate(models, kind, tuple(e.function for e in picked))
     scratch_bytes = sum(n * SIZES[t] for t, n in scratch.items())
     arenas = "\n".join(f"static {t} {ARENA[t]}[{n}];" for t, n in scratch.items() if n)
     source = "\n".join([
@@ -319,8 +339,8 @@ def emit_c(bundle_dir: str | Path, out_dir: str | Path) -> CModel:
         "",
     ])
     atomic_write_bytes(out_dir / SOURCE, source.encode())
-    atomic_write_bytes(out_dir / HEADER, _header(manifest, kind, scratch_bytes, constants.nbytes).encode())
-    result = CModel(out_dir / SOURCE, out_dir / HEADER, constants.nbytes, scratch_bytes,
-                    [e.function for e in entries(kind)])
+    names = [e.function for e in picked]
+    atomic_write_bytes(out_dir / HEADER, _header(manifest, kind, scratch_bytes, constants.nbytes, names).encode())
+    result = CModel(out_dir / SOURCE, out_dir / HEADER, constants.nbytes, scratch_bytes, names)
     atomic_write_bytes(out_dir / SUMMARY, (json.dumps(result.as_dict(), indent=2) + "\n").encode())
     return result

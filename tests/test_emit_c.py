@@ -92,3 +92,14 @@ def test_scratch_plan_reuses_dead_buffers_and_works_in_place():
     offsets = [plan.buffers[i].offset for i in (a, b, c, d)]
     assert offsets == [0, 100, 100, 0] and sizes["float"] == 150
 
+
+
+def test_only_the_named_functions_are_generated(bundles, tmp_path):
+    assert cli(["emit-c", str(bundles["ae"]), "--out", str(tmp_path / "all")]) == 0
+    assert cli(["emit-c", str(bundles["ae"]), "--out", str(tmp_path / "enc"), "--only", "ecgae_encode"]) == 0
+    header = (tmp_path / "enc" / "ecgae_model.h").read_text()
+    assert "int ecgae_encode(" in header and "ecgae_score(" not in header and "ecgae_decode(" not in header
+    sizes = [int(next(line.split()[2] for line in (tmp_path / d / "ecgae_model.h").read_text().splitlines()
+                      if line.startswith("#define ECGAE_CONST_BYTES"))) for d in ("all", "enc")]
+    assert sizes[1] < sizes[0]  # the decoder's weights are left out
+    assert cli(["emit-c", str(bundles["ae"]), "--out", str(tmp_path / "x"), "--only", "encode"]) == 2
