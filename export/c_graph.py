@@ -37,6 +37,7 @@ class Tensor:
     pointer: str | None = None  # C expression of element 0 (input parameter, const array, buffer placeholder)
     buffer: int | None = None  # id of the scratch buffer it lives in (itself or as a view)
     read_as: str | None = None  # a Cast not materialised: readers convert each element on load
+    scale: tuple[str, int, int] | None = None  # int8 weights read as float: (scale array, inner size, channels)
 
     @property
     def size(self) -> int:
@@ -44,11 +45,15 @@ class Tensor:
 
     @property
     def loaded_type(self) -> str:
-        return self.read_as or self.ctype
+        return "float" if self.scale else self.read_as or self.ctype
 
     def load(self, index: str) -> str:
         """C expression of element ``index`` as its readers see it."""
         expr = f"{self.pointer}[{index}]"
+        if self.scale:
+            name, inner, channels = self.scale
+            channel = "0" if channels == 1 else f"(({index}) / {inner}) % {channels}"
+            return f"((float){expr} * {name}[{channel}])"
         return f"(({self.read_as}){expr})" if self.read_as else expr
 
 

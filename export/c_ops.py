@@ -399,3 +399,49 @@ def cast(tr, node, attrs: dict) -> None:
         _refuse(node, f"to {to}: expected float (1) or double (11)")
     target = CAST_TYPES[to]
     tr.alias(node, x, x.shape, read_as=None if target == x.ctype else target)
+
+
+QUANTIZED_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
+@op("QuantizeLinear")
+def quantize_linear(tr, node, attrs: dict) -> None:
+    """x -> saturate(round_half_even(x / scale) + zero_point), kept as exact integers in float: the only reader
+    is the DequantizeLinear of the same QDQ pair."""
+    x, scale, zero = tr.input(node, 0), tr.constant(node, 1), tr.constant(node, 2)
+    if scale.size != 1 or zero.size != 1 or zero.dtype not in QUANTIZED_RANGE:
+        _refuse(node, f"scale {list(scale.shape)} / zero point {zero.dtype}{list(zero.shape)}: expected one "
+                      "uint8 or int8 scale per tensor")
+    lo, hi = QUANTIZED_RANGE[zero.dtype]
+    y = tr.output(node, 0, x.shape, "float", in_place_of=x)
+    tr.emit(f"for (int i = 0; i < {x.size}; ++i) {{",
+            f"  float q = rintf({x.load('i')} / {_float(scale)}) + {int(zero.ravel()[0])}.0f;",
+            f"  {y.pointer}[i] = q < {lo}.0f ? {lo}.0f : q > {hi}.0f ? {hi}.0f : q;",
+            "}")
+
+
+@op("DequantizeLinear")
+def dequantize_linear(tr, node, attrs: dict) -> None:
+    """Int8 weights stay int8 in flash and are scaled on load (per output channel); a quantized activation
+    (from QuantizeLinear) becomes (q - zero_point) * scale."""
+    x = tr.input(node, 0)
+    scale = tr.constant(node, 1)
+    zero = tr.constant(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(1, np.int8)
+    if x.value is not None:  # weights
+        if zero.any():
+            _refuse(node, "weights with a non-zero zero point: expected symmetric int8")
+        axis = attrs.get("axis", 1) % len(x.shape) if scale.size > 1 else 0
+        inner = int(np.prod(x.shape[axis + 1:])) if scale.size > 1 else 1
+        tr.tensors[node.output[0]] = Tensor(node.output[0], x.shape, "int8_t", pointer=x.pointer,
+                                            scale=(tr.constants.name_of(scale.astype(np.float32)), inner,
+                                                   scale.size))
+        return
+    if scale.size != 1:
+        _refuse(node, "a per-axis scale on an activation: expected one per tensor")
+    y = tr.output(node, 0, x.shape, "float", in_place_of=x)
+    tr.emit(f"for (int i = 0; i < {x.size}; ++i) {y.pointer}[i] = ({x.load('i')} - {int(zero.ravel()[0])}.0f) * "
+            f"{_float(scale)};")
+
+
+def _float(value: np.ndarray) -> str:
+    return np.format_float_scientific(np.float32(value.ravel()[0]), unique=True, trim="0") + "f"

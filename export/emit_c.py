@@ -24,12 +24,14 @@ from ..runtime import bundle as bundle_io
 from ..runtime.errors import InputError
 from ..runtime.io import atomic_write_bytes
 from .c_graph import CTYPES, SIZES, Constants, Plan, Tensor, UnsupportedGraph, placeholder
+from .c_int8 import int8_section, score_graph
 from .c_ops import OPS
 
 PREFIX = "ecgae"
 SOURCE, HEADER, SUMMARY = "ecgae_model.c", "ecgae_model.h", "ecgae_model.json"
 ARENA = {"float": "ecgae_scratch_f", "double": "ecgae_scratch_d"}
 SHAPE_FREE = ("Shape",)  # operators answered from static shapes alone
+INT8_MIN_WEIGHTS = 64  # smaller int8 tensors (tiny layers) are folded to float: their scales cost as much
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class Translation:
                                    "nowhere before it")
         if node.op_type in SHAPE_FREE and inputs:
             self._constant(node.output[0], np.array(inputs[0].shape, dtype=np.int64))
-        elif all(t.value is not None for t in inputs) and node.op_type not in ("QuantizeLinear",):
+        elif all(t.value is not None for t in inputs) and not _int8_weights(node, inputs):
             self._fold(node, inputs)
         elif node.op_type in OPS:
             self.emit(f"/* {node.op_type} {node.name} */", "{")
@@ -188,6 +190,11 @@ class Translation:
 
     def _constant(self, name: str, value: np.ndarray) -> None:
         self.tensors[name] = Tensor(name, tuple(value.shape), _ctype(value.dtype), value=value)
+
+
+def _int8_weights(node, inputs: list[Tensor]) -> bool:
+    """A DequantizeLinear of int8 weights is not folded to float: the weights stay int8 in flash."""
+    return node.op_type == "DequantizeLinear" and inputs[0].ctype == "int8_t" and inputs[0].size > INT8_MIN_WEIGHTS
 
 
 def _ctype(dtype: np.dtype) -> str:
@@ -234,9 +241,9 @@ class CModel:
                 "scratch_bytes": self.scratch_bytes, "functions": self.functions}
 
 
-def load_graph(bundle_dir: Path, manifest: dict, name: str) -> onnx.ModelProto:
-    """A graph of the bundle, its sha256 checked against the manifest first."""
-    graphs = manifest.get("graphs", {})
+def load_graph(bundle_dir: Path, manifest: dict, name: str, section: dict | None = None) -> onnx.ModelProto:
+    """A graph of the bundle (of ``section``, a variant, when given), its sha256 checked against the manifest."""
+    graphs = (manifest if section is None else section).get("graphs", {})
     if name not in graphs:
         raise InputError(f"bundle {bundle_dir}: expected graph {name!r} in the manifest, received "
                          f"{sorted(graphs)}; re-export the bundle with this version of ecgae")
@@ -312,14 +319,27 @@ def _header(manifest: dict, kind: str, scratch_bytes: int, const_bytes: int, fun
     return "\n".join(lines) + "\n"
 
 
-def emit_c(bundle_dir: str | Path, out_dir: str | Path, functions: tuple[str, ...] | None = None) -> CModel:
-    """Write ecgae_model.c / .h (and a JSON summary of their cost) for the bundle's FP32 graphs: every entry,
-    or only those named (a wearable that sends z needs ecgae_encode alone, and its weights and scratch)."""
+def bundle_graphs(bundle_dir: Path, manifest: dict, precision: str) -> dict[str, onnx.ModelProto]:
+    """encoder, decoder and score graphs of one precision: the FP32 ones, or the INT8 variant's."""
+    if precision == "fp32":
+        return {name: load_graph(bundle_dir, manifest, name) for name in ("encoder", "decoder", "score")}
+    if precision != "int8":
+        raise InputError(f"--precision: expected 'fp32' or 'int8', received {precision!r}")
+    section = int8_section(bundle_dir, manifest)
+    pair = {name: load_graph(bundle_dir, manifest, name, section) for name in ("encoder", "decoder")}
+    return pair | {"score": score_graph(pair["encoder"], pair["decoder"])}
+
+
+def emit_c(bundle_dir: str | Path, out_dir: str | Path, functions: tuple[str, ...] | None = None,
+           precision: str = "fp32") -> CModel:
+    """Write ecgae_model.c / .h (and a JSON summary of their cost) for the bundle's FP32 graphs, or its INT8
+    variant's (int8 weights in flash, scaled on load): every entry, or only those named (a wearable that
+    sends z needs ecgae_encode alone, and its weights and scratch)."""
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     manifest = bundle_io.read_manifest(bundle_dir)
     kind = manifest["model"]["kind"]
     picked = chosen(kind, functions)
-    models = {e.graph: load_graph(bundle_dir, manifest, e.graph) for e in picked}
+    models = bundle_graphs(bundle_dir, manifest, precision)
     functions, constants, scratch = translate(models, kind, tuple(e.function for e in picked))
     scratch_bytes = sum(n * SIZES[t] for t, n in scratch.items())
     arenas = "\n".join(f"static {t} {ARENA[t]}[{n}];" for t, n in scratch.items() if n)

@@ -42,9 +42,29 @@ def test_host_c_equals_onnxruntime(arch_bundles, tmp_path, case):
     cc = host_compiler()
     if cc is None:
         pytest.skip("no C compiler (gcc or cc) on this machine")
-    diffs = host_parity(arch_bundles[case], tmp_path, cc)
-    assert set(diffs) == {"z", "score", "score_z", "x_hat", "decode"}
-    assert max(diffs.values()) <= FP32_ATOL, diffs
+    result = host_parity(arch_bundles[case], tmp_path, cc)
+    assert set(result["vs_onnxruntime"]) == {"z", "score", "score_z", "x_hat", "decode"}
+    assert result["atol"] == FP32_ATOL and result["passed"], result
+    assert max(result["vs_onnxruntime"].values()) <= FP32_ATOL
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_host_c_int8_within_the_bundles_int8_tolerance(bundles, tmp_path, kind):
+    """The INT8 variant's weights stay int8 in the C (a quarter of the bytes) and its outputs keep within the
+    tolerance export recorded for the INT8 graphs against torch."""
+    cc = host_compiler()
+    if cc is None:
+        pytest.skip("no C compiler (gcc or cc) on this machine")
+    result = host_parity(bundles[kind], tmp_path / "int8", cc, precision="int8")
+    manifest = bundle_io.read_manifest(bundles[kind])
+    assert result["atol"] == manifest["variants"]["int8"]["parity"]["atol"]
+    assert max(v for k, v in result["vs_torch"].items() if k != "score") <= result["atol"], result
+    fp32 = host_parity(bundles[kind], tmp_path / "fp32", cc)
+    assert fp32["passed"]
+    sizes = [int(next(line.split()[2] for line in (tmp_path / d / "ecgae_model.h").read_text().splitlines()
+                      if line.startswith("#define ECGAE_CONST_BYTES"))) for d in ("fp32", "int8")]
+    assert sizes[1] < 0.4 * sizes[0]
+    assert "static const int8_t" in (tmp_path / "int8" / "ecgae_model.c").read_text()
 
 
 def _seed_models(bundle) -> dict:
@@ -103,3 +123,8 @@ def test_only_the_named_functions_are_generated(bundles, tmp_path):
                       if line.startswith("#define ECGAE_CONST_BYTES"))) for d in ("all", "enc")]
     assert sizes[1] < sizes[0]  # the decoder's weights are left out
     assert cli(["emit-c", str(bundles["ae"]), "--out", str(tmp_path / "x"), "--only", "encode"]) == 2
+
+
+def test_int8_without_an_int8_variant_is_refused(mitdb_bundle, tmp_path, capsys):
+    assert cli(["emit-c", str(mitdb_bundle), "--out", str(tmp_path / "c"), "--precision", "int8"]) == 2
+    assert "expected an INT8 variant" in capsys.readouterr().err
