@@ -188,7 +188,7 @@ def markdown(rows: list[dict]) -> str:
                      _parity_cell(r["parity"]),
                      f"{ins['encode']:,}", f"{ins['score']:,}", f"{ins['score'] / r['macs_per_beat']['score']:.1f}",
                      f"{_kb(r['encoder_alone']['flash_bytes'])} / {_kb(r['encoder_alone']['ram_bytes'])}", fits])
-    fitting = [f"{r['kind']}-{r['arch']}" for r in rows if all(r["fits"].values())]
+    fitting = [f"{r['kind']}-{r['arch']} {r['precision']}" for r in rows if all(r["fits"].values())]
     same = [r["parity"]["qemu_bits_equal_host"] for r in rows if r["parity"]["qemu_bits_equal_host"] is not None]
     lines = ["## On a Cortex-M4F (emulated)", "",
              "The bundle's graphs as C (`ecgae emit-c`), built with `arm-none-eabi-gcc -O2 -mcpu=cortex-m4 "
@@ -202,7 +202,9 @@ def markdown(rows: list[dict]) -> str:
              f"Fits a {PART['flash'] // 1024} KB-flash / {PART['ram'] // 1024} KB-RAM part (the model alone, "
              f"before the firmware around it): {', '.join(fitting) if fitting else 'none'}.",
              "", f"Outputs on the M4F bit for bit equal to the same C built with the host's gcc: {sum(same)} of "
-                 f"{len(same)} bundles."]
+                 f"{len(same)} builds. INT8 rows are judged as export judged the INT8 graphs: against torch, "
+                 "within the bundle's recorded INT8 tolerance; their distance to onnxruntime's INT8 graphs is "
+                 "in mcu.json."]
     return "\n".join(lines) + "\n"
 
 
