@@ -7,7 +7,7 @@ RT_VENV := .venv-runtime
 PY := $(VENV)/bin/python
 RT_PY := $(RT_VENV)/bin/python
 
-.PHONY: demo test lint test-full test-runtime soak clean
+.PHONY: demo test lint test-full test-runtime soak mcu clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,15 @@ soak: $(VENV)/.installed
 	$(PY) -m ecgae.benchmarks.soak .soak-bundles --full
 	ECGAE_TEST_BUNDLES=.soak-bundles ECGAE_TAMPER_PER_FILE=2000 $(VENV)/bin/pytest -q tests/test_runtime_readers.py -k single_byte
 
+# The bundle's graphs as C on an emulated Cortex-M4F (minutes): every arch's generated C built with
+# arm-none-eabi-gcc, run in QEMU (MPS2 AN386) and compared with onnxruntime; flash, RAM and instructions per
+# beat into $(MCU_OUT)/mcu.json and mcu.md. Installs Debian's cross compiler, newlib and QEMU when missing.
+MCU_APT := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+MCU_OUT ?= mcu-report
+mcu: $(VENV)/.installed
+	dpkg -s $(MCU_APT) >/dev/null 2>&1 || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(MCU_APT))
+	$(PY) -m ecgae.benchmarks.mcu --fixtures .mcu-bundles --out $(MCU_OUT)
+
 clean:
-	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles demo
+	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles .mcu-bundles $(MCU_OUT) demo

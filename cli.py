@@ -14,6 +14,7 @@ from .runtime.errors import EcgaeError
 COMMANDS = {
     "train": ("ecgae.training.cli_train", "train an AE or VAE on ECG beats"),
     "export": ("ecgae.export.cli", "export a trained run to an ONNX bundle"),
+    "emit-c": ("ecgae.export.cli_emit_c", "a bundle's graphs as C99 for a microcontroller (no malloc)"),
     "evaluate": ("ecgae.training.cli_evaluate", "held-out metrics of a run or bundle"),
     "bench": ("ecgae.benchmarks.cli", "latency, throughput and parity benchmark of a bundle"),
     "detect-eval": ("ecgae.benchmarks.cli_detect", "beat detection vs reference annotations of WFDB records"),
