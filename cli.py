@@ -14,7 +14,7 @@ from .runtime.errors import EcgaeError
 COMMANDS = {
     "train": ("ecgae.training.cli_train", "train an AE or VAE on ECG beats"),
     "export": ("ecgae.export.cli", "export a trained run to an ONNX bundle"),
-    "evaluate": ("ecgae.training.cli_evaluate", "held-out metrics of a run or bundle"),
+    "evaluate": ("ecgae.evaluation.cli", "held-out metrics of a run or bundle"),
     "bench": ("ecgae.benchmarks.cli", "latency, throughput and parity benchmark of a bundle"),
     "detect-eval": ("ecgae.benchmarks.cli_detect", "beat detection vs reference annotations of WFDB records"),
     "encode": ("ecgae.runtime.cli", "beats -> latents"),

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     manifests = export_all(runs, root)
     print("\nHeld-out evaluation through the runtime (onnxruntime, no torch in the loop):")
     results = evaluate_all(runs, root)
-    from .training.cross import run_demo
+    from .evaluation.cross import run_demo
 
     print("\nCross-wearer scoring (calibrated on each person's first minutes):")
     run_demo(root, [r.name for r in runs])
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from .archive.bench import write_bench as archive_bench  # the [archive] extra: pyarrow, Ray, edfio
 
     archive_bench(chapter, root / "archive", quick=args.quick)
-    from .uses import evaluate_uses
+    from .evaluation.uses import evaluate_uses
 
     uses = evaluate_uses(runs, root, args.quick)
     summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,

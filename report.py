@@ -6,24 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .benchmarks.markdown import table as markdown_table
+from .benchmarks.markdown import values_table as table
 from .benchmarks.quality import report_section as quality_section
 from .runtime.io import atomic_write_bytes
 
 TF_TUTORIAL = {"accuracy": 0.943, "precision": 0.992, "recall": 0.905}  # "Intro to Autoencoders", ECG5000
-
-
-def table(header: list[str], rows: list[list[object]]) -> str:
-    """A Markdown table of raw values: None as "-", small floats in exponent form, ints with separators."""
-
-    def cell(v: object) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}"
-        return f"{v:,}" if isinstance(v, int) else str(v)
-
-    return "\n".join(markdown_table(header, [[cell(v) for v in row] for row in rows]))
 
 
 def _figure_grid(runs, kind: str) -> str:
@@ -141,12 +128,12 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
         f"scored them and flagged {raw['flagged']}, in {raw['processing_seconds']:.2f} s.",
         "![samples](samples.png)",
     ]
-    from .training.cross import demo_markdown
+    from .evaluation.cross import demo_markdown
 
     parts += [section for section in [demo_markdown(root)] if section]
     parts += quality_section()
     if "uses" in summary:
-        from .uses import uses_section
+        from .evaluation.uses import uses_section
 
         parts.append(uses_section(summary["uses"]))
     bench_md = root / "bench" / "bench.md"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..benchmarks.machine import describe_machine
-from ..report import table
+from ..benchmarks.markdown import values_table as table
 from ..runtime.io import atomic_write_bytes, write_json
 from . import engine, store
 from .sources import expand_inputs

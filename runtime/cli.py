@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import validate
+from . import validate, wearer
 from .errors import EcgaeError, InputError
 from .files import check_wfdb_record, shown
 from .io import atomic_write_bytes, read_array, write_array
@@ -69,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
             _plot(beats, Path(args.plot))
         return _write(args.out, beats)
     if args.command == "score":
-        from .cli_wearer import score_input
-
         return _write(args.out, score_input(model, args))
     beats, _ = _read_input(model, args)
     if args.command == "encode":
@@ -201,3 +199,35 @@ def _variants(manifest: dict) -> str:
              + ", ".join(str(g.get("file")) for g in v.get("graphs", {}).values() if isinstance(g, dict))
              for v in held.values() if isinstance(v, dict)]
     return "; ".join(parts) + " (Model.load precision=, graph_format=)" if parts else "none (FP32 .onnx only)"
+
+
+def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
+    """[B, 4] rows of (index, score, flag, usable) of INPUT: against ``args.profile`` when given, else the
+    bundle's score and threshold (or ``args.threshold``). A raw signal goes through ``Model.analyze``, so
+    beats in unusable signal are reported and counted, not scored."""
+    profile = None
+    if args.profile:
+        if args.threshold is not None:
+            raise InputError("--threshold: expected either --threshold or --profile (which holds the wearer's "
+                             "threshold), received both")
+        profile = wearer.WearerProfile.load(args.profile)
+        profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
+    limit = profile.threshold if profile is not None else model.decision_threshold(args.threshold)
+    signal, fs, beats = read_input(model, args)
+    if signal is None:
+        scores = model.score(beats) if profile is None else wearer.score_beats(model, beats, None, profile)[0]
+        index, usable = np.arange(len(beats)), np.ones(len(beats), dtype=bool)
+    else:
+        try:
+            result = model.analyze(signal, fs, profile)
+        except InputError as e:
+            raise InputError(f"INPUT {shown(args.input)}: {e}") from None
+        scores, index, usable = result.score, result.r_peak, result.usable
+        why = ", ".join(f"{int((result.reason == r).sum())} {r}" for r in np.unique(result.reason[~usable]))
+        print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz); "
+              f"{int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
+    with np.errstate(invalid="ignore"):
+        flagged = usable & (scores > limit)
+    whose = "the wearer's" if profile is not None else "the"
+    print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above {whose} threshold {limit:.6g}")
+    return np.column_stack([index, scores, flagged, usable]).astype(np.float64)

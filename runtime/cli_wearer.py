@@ -1,11 +1,9 @@
-"""``ecgae calibrate`` and ``ecgae score --profile``: enrol a wearer on their own baseline ECG, then score
-their beats against it. numpy + onnxruntime only."""
+"""``ecgae calibrate``: enrol a wearer on their own baseline ECG (``ecgae score --profile`` then scores their
+beats against it). numpy + onnxruntime only."""
 
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
 
 from . import wearer
 from .cli import read_input
@@ -48,35 +46,3 @@ def run(args: argparse.Namespace) -> int:
           f"score {profile.score}, threshold {profile.threshold:.4g} for a {profile.false_alarm_rate:.1%} "
           f"false-alarm rate; wrote {args.out}")
     return 0
-
-
-def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
-    """[B, 4] rows of (index, score, flag, usable) of INPUT: against ``args.profile`` when given, else the
-    bundle's score and threshold (or ``args.threshold``). A raw signal goes through ``Model.analyze``, so
-    beats in unusable signal are reported and counted, not scored."""
-    profile = None
-    if args.profile:
-        if args.threshold is not None:
-            raise InputError("--threshold: expected either --threshold or --profile (which holds the wearer's "
-                             "threshold), received both")
-        profile = wearer.WearerProfile.load(args.profile)
-        profile.check_bundle(wearer.model_graphs(model), model.input_length, model.latent_dim)
-    limit = profile.threshold if profile is not None else model.decision_threshold(args.threshold)
-    signal, fs, beats = read_input(model, args)
-    if signal is None:
-        scores = model.score(beats) if profile is None else wearer.score_beats(model, beats, None, profile)[0]
-        index, usable = np.arange(len(beats)), np.ones(len(beats), dtype=bool)
-    else:
-        try:
-            result = model.analyze(signal, fs, profile)
-        except InputError as e:
-            raise InputError(f"INPUT {shown(args.input)}: {e}") from None
-        scores, index, usable = result.score, result.r_peak, result.usable
-        why = ", ".join(f"{int((result.reason == r).sum())} {r}" for r in np.unique(result.reason[~usable]))
-        print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz); "
-              f"{int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
-    with np.errstate(invalid="ignore"):
-        flagged = usable & (scores > limit)
-    whose = "the wearer's" if profile is not None else "the"
-    print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above {whose} threshold {limit:.6g}")
-    return np.column_stack([index, scores, flagged, usable]).astype(np.float64)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..runtime import Model
 from ..runtime.codec import compress, decompress, filtered_windows
-from .datasets import held_out_mitdb
+from ..training.datasets import held_out_mitdb
 
 RAW_BITS_PER_SECOND = 360 * 11
 BITS = (2, 3, 4, 6, 8)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from .evaluate import evaluate
+from ..training.evaluate import evaluate
 
 
 def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
