@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 
 from . import wearer
-from .cli import read_input
+from .cli import add_model_options, check_out, load_model, read_input
 from .errors import InputError
 from .files import shown
-from .model import Model
 
 
 def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
@@ -20,17 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
                              "in .npy/.csv with --fs, or beats one per row in .npy/.csv (no RR features then)")
     parser.add_argument("--out", required=True, metavar="FILE", help="profile JSON to write (e.g. wearer.json)")
     parser.add_argument("--fs", type=float, metavar="HZ", help="INPUT is a raw single-lead signal at HZ")
-    parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else the first)")
+    parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else II, else the "
+                        "first ECG lead)")
     parser.add_argument("--seconds", type=float, help="calibrate on the first SECONDS of the signal (default all)")
     parser.add_argument("--score", choices=wearer.SCORES, default=wearer.DEFAULT_SCORE,
-                        help=f"the wearer-relative score (default {wearer.DEFAULT_SCORE})")
+                        help="the wearer-relative score")
     parser.add_argument("--false-alarm-rate", type=float, default=wearer.DEFAULT_FALSE_ALARM_RATE,
-                        help="share of the wearer's normal baseline beats above the threshold (default 0.01)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+                        help="share of the wearer's normal baseline beats above the threshold")
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = Model.load(args.bundle, threads=args.threads)
+    check_out(args.out, (".json",))
+    model = load_model(args)
     signal, fs, beats = read_input(model, args)
     try:
         if signal is None:
