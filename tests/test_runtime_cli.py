@@ -180,3 +180,15 @@ def test_example_writes_each_bundled_recording(tmp_path, capsys):
     assert "250 Hz" in capsys.readouterr().out
     assert read_array(tmp_path / "a.csv").shape == (2500, 1)
     assert main(["example", "mitdb100", "--out", str(tmp_path / "a.txt")]) == 2  # npy by default
+
+
+def test_score_archive_gives_a_mostly_unusable_recording_its_own_status(mitdb_bundle, tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    pytest.importorskip("tqdm")
+    np.save(tmp_path / "noise.npy", np.random.default_rng(1).standard_normal(360 * 60) * 0.5)
+    assert main(["score-archive", str(mitdb_bundle), str(tmp_path / "noise.npy"), "--fs", "360",
+                 "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "1 mostly unusable" in captured.out
+    assert "warning: 1 recordings gave no beats or mostly unusable" in captured.err
+    assert pq.read_table(tmp_path / "out" / "summary.parquet").to_pylist()[0]["status"] == "mostly unusable"
