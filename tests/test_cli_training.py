@@ -45,3 +45,13 @@ def test_collapse_warnings_name_what_is_wrong_and_only_that():
     assert "samples are one beat" in collapse_warnings(samples=same)[0]
     assert "AUC 0.30 < 0.5" in collapse_warnings(auc=0.3)[0]
     assert collapse_warnings(auc=float("nan")) == []
+
+
+def test_train_without_the_plot_extra_finishes_the_run_and_says_why_no_figures(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in an install without '.[plot]'
+    monkeypatch.delitem(sys.modules, "ecgae.training.plots", raising=False)
+    assert main(["train", "--data", "bundled:ecg5000", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    assert "figures skipped: they need matplotlib" in capsys.readouterr().out
+    assert (tmp_path / "r" / "metrics.json").is_file()
