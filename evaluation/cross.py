@@ -116,7 +116,7 @@ def _evenly(rows: np.ndarray, k: int) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, k).round().astype(int)] if k else rows[:0]
 
 
-def _labels_at(peaks: np.ndarray, fs: float, ann_sample: np.ndarray | None, ann_symbol: np.ndarray | None):
+def labels_at(peaks: np.ndarray, fs: float, ann_sample: np.ndarray | None, ann_symbol: np.ndarray | None):
     if ann_sample is None:
         return np.full(len(peaks), UNLABELLED)
     j = np.clip(np.searchsorted(ann_sample, peaks), 1, len(ann_sample) - 1)
@@ -132,7 +132,7 @@ def run_case(model: Model, case: Case, score: str, far: float, seconds: float) -
         profile = model.calibrate(case.signal, case.fs, seconds=calib, score=score, false_alarm_rate=far)
         result = model.analyze(case.signal, case.fs, profile)
         test = result.r_peak >= calib * case.fs
-        labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
+        labels = labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
         scores, flags, usable = result.score[test], result.flag[test], result.usable[test]
         n_cal, seconds_at = profile.n_beats, result.r_peak[test] / case.fs
     else:
@@ -150,7 +150,7 @@ def today(model: Model, case: Case, seconds: float) -> dict:
         calib = min(seconds, SHORT_RECORD_FRACTION * len(case.signal) / case.fs)
         result = model.analyze(case.signal, case.fs)
         test = result.r_peak >= calib * case.fs
-        labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
+        labels = labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
         return {"scores": result.score[test], "flags": result.flag[test], "labels": labels,
                 "seconds": result.r_peak[test] / case.fs, "usable": result.usable[test]}
     scores = model.score(case.beats[case.test_rows])
