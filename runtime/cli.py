@@ -246,7 +246,7 @@ def _variants(manifest: dict) -> str:
     parts = [f"{v.get('precision', '?')} .{v.get('format', '?')}: "
              + ", ".join(str(g.get("file")) for g in v.get("graphs", {}).values() if isinstance(g, dict))
              for v in held.values() if isinstance(v, dict)]
-    return "; ".join(parts) + " (Model.load precision=, graph_format=)" if parts else "none (FP32 .onnx only)"
+    return "; ".join(parts) + " (--precision, --graph-format)" if parts else "none (FP32 .onnx only)"
 
 
 def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
