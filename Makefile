@@ -1,18 +1,19 @@
 # Two entry points, each sets itself up on a fresh machine:
-#   make demo   train, export, verify parity, benchmark, write plots and demo/report.md
-#   make test   lint, the full test suite, then the runtime tests in a torch-free venv
+#   make demo   train, export, verify parity, benchmark, write plots, demo/report.md and docs/results.md
+#   make test   lint, the full test suite, the docs site built strictly, then the runtime tests in a torch-free venv
+# and one for readers: make docs builds the documentation site (MkDocs) into site/.
 PYTHON ?= python3
 VENV := .venv
 RT_VENV := .venv-runtime
 PY := $(VENV)/bin/python
 RT_PY := $(RT_VENV)/bin/python
 
-.PHONY: demo test lint test-full test-runtime soak mcu clean
+.PHONY: demo test lint test-full test-runtime docs docs-strict soak mcu clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,plot,dev,archive]'
+	$(PY) -m pip install --quiet -e '.[train,plot,dev,archive,docs]'
 	touch $@
 
 # The lean install: numpy + onnxruntime only (plus the test tools), no torch, no onnx.
@@ -25,7 +26,7 @@ $(RT_VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m ecgae.demo
+	$(PY) -m ecgae.demo --results docs/results.md --readme README.md
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -39,7 +40,15 @@ test-runtime: $(VENV)/.installed $(RT_VENV)/.installed
 	cd tests && ECGAE_TEST_BUNDLES=../.test-bundles ../$(RT_VENV)/bin/pytest -p no:cacheprovider \
 		--rootdir=. -c /dev/null --import-mode=importlib -q $(notdir $(wildcard tests/test_runtime*.py))
 
-test: lint test-full test-runtime
+# The site is the project's own Markdown (docs/ and mkdocs.yml); --strict fails on a broken link or a page
+# missing from the navigation.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet --site-dir site
+
+docs-strict: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet --strict --site-dir site
+
+test: lint test-full docs-strict test-runtime
 
 # Long reliability run (minutes): 8 threads x 10,000 calls, 1,000,000 score calls, kill -9 during score and
 # export, 100,000+ malformed inputs; make test runs the same checks at a small size.
@@ -59,4 +68,4 @@ mcu: $(VENV)/.installed
 	$(PY) -m ecgae.benchmarks.mcu --fixtures .mcu-bundles --out $(MCU_OUT)
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles .mcu-bundles $(MCU_OUT) demo
+	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles .mcu-bundles $(MCU_OUT) demo site

@@ -1,5 +1,6 @@
 """``make demo``: train on the bundled beats, export, verify parity, evaluate through the runtime,
-benchmark, and write ``demo/report.md`` with its figures.
+benchmark, and write ``demo/report.md`` with its figures; with ``--results`` and ``--readme`` (as make demo
+runs it) also the documentation's results page and the README's results block, from the same measurements.
 
 Re-running continues where it stopped: finished runs are kept, interrupted ones resume from their
 checkpoint, bundles are replaced only by bundles that passed parity.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import main as cli
-from .runtime.io import write_json
+from .runtime.io import atomic_write_bytes, write_json
 
 
 @dataclass
@@ -73,16 +75,26 @@ def _call(args: list[str]) -> None:
 
 
 def train_all(runs: list[Run], root: Path) -> int:
-    """Train every run not finished earlier (resuming interrupted ones); returns how many were trained."""
-    trained = 0
-    for r in runs:
+    """Train every run not finished earlier (resuming interrupted ones); returns how many were trained.
+    Each run opens with its place in the plan and, from the second one trained, the training time left
+    (the time per epoch so far times the epochs to go)."""
+    todo = [r for r in runs if not (root / "runs" / r.name / "metrics.json").is_file()]
+    epochs_left, epochs_done, t0 = sum(r.epochs for r in todo), 0, time.perf_counter()
+    for k, r in enumerate(runs, 1):
         out = root / "runs" / r.name
-        if (out / "metrics.json").is_file():
-            print(f"\n{r.name}: finished earlier, kept")
+        if r not in todo:
+            print(f"\n[run {k} of {len(runs)}] {r.name}: finished earlier, kept")
             continue
+        left = (f", about {_duration((time.perf_counter() - t0) / epochs_done * epochs_left)} of training left"
+                if epochs_done else "")
+        print(f"\n[run {k} of {len(runs)}{left}] {r.name}: {r.purpose}", flush=True)
         _call(_train_args(r, out) + (["--resume"] if (out / "checkpoint.pt").is_file() else []))
-        trained += 1
-    return trained
+        epochs_done, epochs_left = epochs_done + r.epochs, epochs_left - r.epochs
+    return len(todo)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def export_all(runs: list[Run], root: Path) -> dict[str, dict]:
@@ -96,12 +108,15 @@ def export_all(runs: list[Run], root: Path) -> dict[str, dict]:
 
 
 def evaluate_all(runs: list[Run], root: Path) -> dict[str, dict]:
-    """Held-out metrics of every bundle, computed through the lean runtime."""
+    """Held-out metrics of every bundle, computed through the lean runtime, with what says a model does not
+    work (a collapsed VAE, an AUC below 0.5)."""
+    from .evaluation.cli import model_warnings
     from .training.evaluate import evaluate
 
     results = {}
     for r in runs:
         results[r.name] = evaluate(root / "bundles" / r.name)
+        results[r.name]["warnings"] = model_warnings(root / "bundles" / r.name, results[r.name])
         write_json(root / "runs" / r.name / "evaluation.json", results[r.name])
         a = results[r.name]["anomaly"]
         print(f"{r.name:28s} held-out MSE {results[r.name]['reconstruction']['mse']:.4f}   "
@@ -134,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("demo"))
     ap.add_argument("--quick", action="store_true", help="a few epochs and a short benchmark (for tests)")
+    ap.add_argument("--results", type=Path, help="also write the documentation's results page here")
+    ap.add_argument("--readme", type=Path, help="also rewrite this README's results block")
     args = ap.parse_args(argv)
     root: Path = args.out
     t0 = time.perf_counter()
@@ -143,10 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     manifests = export_all(runs, root)
     print("\nHeld-out evaluation through the runtime (onnxruntime, no torch in the loop):")
     results = evaluate_all(runs, root)
-    from .training.cross import run_demo
+    from .evaluation.cross import run_demo
 
     print("\nCross-wearer scoring (calibrated on each person's first minutes):")
     run_demo(root, [r.name for r in runs])
+    from .evaluation.summary import cross_results, deploy_choice, plot_examples
+
+    deploy = deploy_choice(cross_results(root))
+    if deploy is not None:
+        plot_examples(root / "bundles" / deploy, root / "examples.png")
     chapter = root / "bundles" / runs[0].name
     raw = raw_signal_demo(chapter)
     print(f"\nraw signal -> runtime: {raw['beats_found']} beats found in {raw['signal_seconds']:.0f} s of ECG "
@@ -160,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from .archive.bench import write_bench as archive_bench  # the [archive] extra: pyarrow, Ray, edfio
 
     archive_bench(chapter, root / "archive", quick=args.quick)
-    from .uses import evaluate_uses
+    from .evaluation.uses import evaluate_uses
 
     uses = evaluate_uses(runs, root, args.quick)
     summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,
@@ -170,7 +192,30 @@ def main(argv: list[str] | None = None) -> int:
 
     report = write_report(root, runs, manifests, results, summary)
     print(f"\nwrote {report} in {summary['wall_seconds']:.0f} s on {platform.processor() or platform.machine()}")
+    if args.results or args.readme:
+        publish(root, args.results, args.readme, results, summary, manifests)
     return 0
+
+
+def publish(root: Path, results_page: Path | None, readme: Path | None, results: dict, summary: dict,
+            manifests: dict) -> None:
+    """The results page (with the reconstructions figure beside it) and the README's results block."""
+    from .benchmarks.machine import describe_machine
+    from .evaluation import summary as pages
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if results_page is not None:
+        figure = None
+        if (root / "examples.png").is_file():
+            (results_page.parent / "figures").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / "examples.png", results_page.parent / "figures" / "examples.png")
+            figure = "figures/examples.png"
+        text = pages.results_page(root, results, summary, manifests, describe_machine(), when, figure)
+        atomic_write_bytes(results_page, (text + "\n").encode())
+        print(f"wrote {results_page}")
+    if readme is not None:
+        pages.replace_readme_block(readme, pages.readme_block(root, results, summary, manifests, when))
+        print(f"updated the results block of {readme}")
 
 
 if __name__ == "__main__":

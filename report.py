@@ -1,29 +1,18 @@
-"""``demo/report.md``: the chapter's figures, every model's held-out metrics, parity and benchmark,
-in one page a person reads top to bottom. Figures are linked relative to the report.
+"""``demo/report.md``: a summary (what works, what does not, which bundle to deploy), then the chapter's
+figures, every model's held-out metrics, parity and benchmark, in one page a person reads top to bottom.
+Figures are linked relative to the report.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .benchmarks.markdown import table as markdown_table
+from .benchmarks.markdown import values_table as table
 from .benchmarks.quality import report_section as quality_section
+from .evaluation.summary import summary as opening_summary
 from .runtime.io import atomic_write_bytes
 
 TF_TUTORIAL = {"accuracy": 0.943, "precision": 0.992, "recall": 0.905}  # "Intro to Autoencoders", ECG5000
-
-
-def table(header: list[str], rows: list[list[object]]) -> str:
-    """A Markdown table of raw values: None as "-", small floats in exponent form, ints with separators."""
-
-    def cell(v: object) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}"
-        return f"{v:,}" if isinstance(v, int) else str(v)
-
-    return "\n".join(markdown_table(header, [[cell(v) for v in row] for row in rows]))
 
 
 def _figure_grid(runs, kind: str) -> str:
@@ -85,6 +74,10 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
         "360 Hz, L = 450) and ECG5000 (L = 140). Every figure below is measured on held-out beats: the last "
         "contiguous 15% of the MIT-BIH record (beats near the block edges dropped), and every 20 ECG5000 rows "
         "3 to validation and 3 to test. Labels are used for evaluation and colouring only.",
+        "## Summary",
+        opening_summary(root, results, "../docs/"),
+        *(["![Reconstructions of the deployable bundle: typical, worst and abnormal beats](examples.png)"]
+          if (root / "examples.png").is_file() else []),
         "## The chapter's figures",
         "Latent space (z, 2-D) coloured by beat class, for the AE and VAE with the chapter's (`seed`) decoder "
         "and the corrected (`upsample`) one:",
@@ -141,12 +134,12 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
         f"scored them and flagged {raw['flagged']}, in {raw['processing_seconds']:.2f} s.",
         "![samples](samples.png)",
     ]
-    from .training.cross import demo_markdown
+    from .evaluation.cross import demo_markdown
 
     parts += [section for section in [demo_markdown(root)] if section]
     parts += quality_section()
     if "uses" in summary:
-        from .uses import uses_section
+        from .evaluation.uses import uses_section
 
         parts.append(uses_section(summary["uses"]))
     bench_md = root / "bench" / "bench.md"

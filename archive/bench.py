@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..benchmarks.machine import describe_machine
-from ..report import table
+from ..benchmarks.markdown import values_table as table
 from ..runtime.io import atomic_write_bytes, write_json
 from . import engine, store
 from .sources import expand_inputs
@@ -141,7 +141,7 @@ def measure(bundle: str | Path, root: Path, quick: bool = False, long_hours: flo
     for name, (workers, use_ray) in legs.items():
         leg = _in_child(_leg, bundle, inputs, str(root / f"out-{workers}-{int(use_ray)}"), workers, use_ray)
         rows = leg.pop("rows")
-        scored = [r for r in rows if r["status"] == "scored"]
+        scored = [r for r in rows if r["status"] in ("scored", engine.MOSTLY_UNUSABLE)]
         rss: dict[int, float] = {}
         for r in rows:
             rss[r["pid"]] = max(rss.get(r["pid"], 0.0), r["rss_mb"])

@@ -45,11 +45,17 @@ def run(args: argparse.Namespace) -> int:
     model = Model.load(options.bundle)
     _check_bundle(model)  # one error for a bad bundle or option, not one per recording
     rows = engine.run(recordings, options, workers=workers, ray_address=args.ray, on_row=_progress(len(recordings)))
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("scored", "reused", "failed")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("scored", engine.MOSTLY_UNUSABLE, "reused", "failed")}
     beats = sum(int(r.get("beats") or 0) for r in rows)
     print(f"{len(rows)} recordings: {counts['scored']} scored, {counts['reused']} reused from an earlier run, "
-          f"{counts['failed']} failed (see {Path(args.out) / store.ERRORS}); {beats} beats; "
-          f"summary in {Path(args.out) / store.SUMMARY}")
+          f"{counts['failed']} failed (see {Path(args.out) / store.ERRORS})"
+          + (f", {counts[engine.MOSTLY_UNUSABLE]} mostly unusable" if counts[engine.MOSTLY_UNUSABLE] else "")
+          + f"; {beats} beats; summary in {Path(args.out) / store.SUMMARY}")
+    if counts[engine.MOSTLY_UNUSABLE]:
+        names = [r["record"] for r in rows if r["status"] == engine.MOSTLY_UNUSABLE]
+        print(f"warning: {len(names)} recordings gave no beats or mostly unusable ones ({', '.join(names[:5])}"
+              f"{', ...' if len(names) > 5 else ''}): check --fs, their units (mV expected) and --lead",
+              file=sys.stderr)
     return 0
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..runtime import Model
+from ..runtime.cli import UNUSABLE_WARNING
 from ..runtime.errors import EcgaeError
 from . import store
 from .scoring import score_recording, summarise
@@ -39,6 +40,16 @@ class Options:
     calibrate_seconds: float | None = None
 
 
+MOSTLY_UNUSABLE = "mostly unusable"  # scored, but no beat or most beats were in unusable signal
+
+
+def recording_status(summary: dict) -> str:
+    """'scored', or MOSTLY_UNUSABLE when the recording gave no beats or mostly unusable ones: more often a
+    recording read wrongly (its rate, units or lead) than a bad one, so it must not pass as scored."""
+    beats, unusable = int(summary["beats"]), int(summary["unusable"])
+    return MOSTLY_UNUSABLE if beats == 0 or unusable > UNUSABLE_WARNING * beats else "scored"
+
+
 class Scorer:
     """One loaded Model and the per-recording step: read, score, write. Never raises for a recording:
     a failure becomes a status row naming the reason, so the other recordings go on."""
@@ -57,7 +68,7 @@ class Scorer:
             summary = {"lead": lead, "fs": fs, **summarise(columns, signal, fs)}
             store.write_recording(store.output_path(o.out_dir, rec.name), rec.name, columns, summary,
                                   o.bundle_sha256, rec.path)
-            row |= summary | {"status": "scored"}
+            row |= summary | {"status": recording_status(summary)}
         except EcgaeError as e:
             row["error"] = str(e)
         except Exception as e:  # a reader's or numpy's surprise must not stop the archive

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,13 +16,11 @@ import numpy as np
 
 from ..runtime.errors import InputError
 from ..runtime.io import read_array
+from ..runtime.leads import choose_lead
 
 EDF_SUFFIXES = (".edf",)  # EDF and EDF+ share the suffix
 ARRAY_SUFFIXES = (".npy", ".csv")
 WFDB_SUFFIXES = (".hea", ".dat")
-PREFERRED_LEADS = ("MLII", "II")  # the lead the bundled models were trained on, then its standard twin
-ECG_LEADS = {"I", "II", "III", "AVR", "AVL", "AVF", "V", "V1", "V2", "V3", "V4", "V5", "V6", "MLI", "MLII",
-             "MLIII", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6", "VX", "VY", "VZ", "X", "Y", "Z"}
 
 
 @dataclass(frozen=True)
@@ -86,35 +83,6 @@ def expand_inputs(inputs: list[str]) -> list[Recording]:
     counts = Counter(stems)
     return [Recording(stem if counts[stem] == 1 else f"{stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}",
                       str(path), kind) for stem, (kind, path) in zip(stems, found)]
-
-
-def _normalised(label: str) -> str:
-    """'ECG II', 'EKG-ii', 'ii' -> 'II': the lead name without the signal-type prefix, upper case."""
-    return re.sub(r"^(ECG|EKG)[\s_\-:]*", "", label.strip().upper()).replace(" ", "")
-
-
-def choose_lead(names: list[str], lead: str | None, where: str) -> int:
-    """Index of the lead to score: ``lead`` by name or index, else MLII, II, then the first ECG lead."""
-    if lead is not None:
-        for match in (lambda n: n == lead, lambda n: n.strip().upper() == lead.strip().upper()):
-            hits = [i for i, n in enumerate(names) if match(n)]
-            if hits:
-                return hits[0]
-        if lead.isdigit() and int(lead) < len(names):
-            return int(lead)
-        raise InputError(f"--lead: expected one of {names} or an index below {len(names)} in {where}, "
-                         f"received {lead!r}")
-    normalised = [_normalised(n) for n in names]
-    for preferred in PREFERRED_LEADS:
-        if preferred in normalised:
-            return normalised.index(preferred)
-    for i, (name, norm) in enumerate(zip(names, normalised)):
-        if norm in ECG_LEADS or re.search(r"ECG|EKG", name.upper()):
-            return i
-    if all(not n.strip() for n in names):  # unnamed channels (raw arrays): the first one
-        return 0
-    raise InputError(f"{where}: expected an ECG lead (MLII, II, or a name such as V1 or 'ECG ...'), received "
-                     f"leads {names}; choose one with --lead")
 
 
 def read_recording(rec: Recording, lead: str | None = None, fs: float | None = None) -> tuple[np.ndarray, float, str]:

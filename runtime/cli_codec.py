@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import read_wfdb
-from .codec import MAX_BITS, compress, decompress, read
+from .cli import ARRAY_SUFFIXES, add_model_options, check_out, load_model, read_wfdb_lead
+from .codec import MAX_BITS, compress, decompress, reached_prd, read
 from .errors import InputError
+from .files import shown
 from .io import atomic_write_bytes, read_array, write_array
-from .model import Model
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -20,17 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("input", metavar="INPUT",
                             help="a WFDB record (path without extension) or, with --fs, a 1-D signal in .npy/.csv")
         parser.add_argument("--fs", type=float, metavar="HZ", help="INPUT is a raw single-lead signal at HZ")
-        parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else the first)")
-        parser.add_argument("--bits", type=int, default=8, help=f"bits per latent value, 1..{MAX_BITS} (default 8)")
+        parser.add_argument("--lead", metavar="NAME|INDEX", help="WFDB channel (default MLII, else II, else the "
+                            "first ECG lead)")
+        parser.add_argument("--bits", type=int, default=8, help=f"bits per latent value, 1..{MAX_BITS}")
         parser.add_argument("--fit", type=int, default=0, metavar="STEPS",
                             help="Gauss-Newton steps refining each latent to rebuild its own beat best; slower, "
-                                 "lower error at 6 bits and more (default 0: the encoder's latent)")
+                                 "lower error at 6 bits and more (0: the encoder's latent)")
         parser.add_argument("--out", required=True, metavar="FILE.ecgz", help="compressed recording")
     else:
         parser.add_argument("input", metavar="FILE.ecgz", help="a file written by 'ecgae compress' with BUNDLE")
         parser.add_argument("--out", required=True, metavar="FILE",
                             help=".npy or .csv: the rebuilt band-passed signal at the model's sample rate")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    add_model_options(parser)
 
 
 def _signal(args: argparse.Namespace) -> tuple[np.ndarray, float]:
@@ -45,11 +46,14 @@ def _signal(args: argparse.Namespace) -> tuple[np.ndarray, float]:
     if args.fs is not None:
         raise InputError(f"--fs: expected only with a .npy/.csv signal (a WFDB record states its own rate), "
                          f"received --fs {args.fs} with {str(path)!r}")
-    return read_wfdb(path, args.lead)
+    signal, fs, lead = read_wfdb_lead(path, args.lead)
+    print(f"read lead {lead} of {shown(path)} ({signal.size} samples at {fs:g} Hz)")
+    return signal, fs
 
 
 def run(args: argparse.Namespace) -> int:
-    model = Model.load(args.bundle, threads=args.threads)
+    check_out(args.out, (".ecgz",) if args.command == "compress" else ARRAY_SUFFIXES)
+    model = load_model(args)
     if args.command == "compress":
         signal, fs = _signal(args)
         data = compress(model, signal, fs, args.bits, args.fit)
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         beats = read(data).header["beats"]
         seconds = np.asarray(signal).size / fs
         print(f"wrote {args.out}: {beats} beats, {len(data):,} bytes for {seconds:.1f} s of ECG "
-              f"({8 * len(data) / seconds:.0f} bit/s; MIT-BIH's raw format: 3960 bit/s)")
+              f"({8 * len(data) / seconds:.0f} bit/s; MIT-BIH's raw format: 3960 bit/s); PRD "
+              f"{reached_prd(model, signal, fs, data):.1f} % against the band-passed signal")
         return 0
     path = Path(args.input)
     if not path.is_file():

@@ -221,3 +221,18 @@ def decompress(model: Model, data: bytes) -> tuple[np.ndarray, float]:
     beats = model.decode(z).astype(np.float64) * c.scale[:, None] + c.mean[:, None]
     signal = rebuild(beats, c.peaks, int(h["pre"]), int(h["signal_length"]))
     return signal.astype(np.float32), float(h["sample_rate"])
+
+
+def prd_percent(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Percent root-mean-square difference, ECG compression's measure (PRDN when the reference is zero-mean)."""
+    return float(100 * np.sqrt(((estimate - reference) ** 2).sum() / (reference**2).sum()))
+
+
+def reached_prd(model: Model, signal: object, fs: float, data: bytes) -> float:
+    """The PRD of ``data`` decompressed against the band-passed signal it was made from, over the span the beat
+    windows cover (what the file represents: the model's band, at the model's rate)."""
+    reference, peaks, _ = filtered_windows(model, signal, fs)
+    rebuilt, _ = decompress(model, data)
+    pre, length = model.preprocessing.pre, model.preprocessing.length
+    span = slice(int(peaks[0] - pre), int(peaks[-1] - pre + length))
+    return prd_percent(reference[span], rebuilt[span])

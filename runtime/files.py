@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import warnings
 import zipfile
@@ -187,14 +188,22 @@ def read_npz(path: str | os.PathLike, name: str, error: type[EcgaeError] = Input
             raise error(f"{label}: not a readable .npz archive ({' '.join(str(e).split())[:200]})") from None
 
 
+CSV_HEADER = re.compile(r"[A-Za-z_][\w .()%-]*")  # a column name: starts with a letter, no bare number
+
+
 def read_csv(path: str | os.PathLike, name: str, error: type[EcgaeError] = InputError) -> np.ndarray:
-    """Rows of comma-separated numbers as float64 [rows, columns]; ragged rows and text are refused."""
+    """Rows of comma-separated numbers as float64 [rows, columns]; ragged rows and text are refused, except
+    a first row of column names (every cell a name such as ``score`` or ``lead II``), which is skipped."""
     with open_regular(path, name, error) as f:
         data = f.read()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise error(f"{name}: {shown(path)} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    first, _, rest = text.partition("\n")
+    cells = [c.strip() for c in first.split(",")]
+    if all(CSV_HEADER.fullmatch(c) and c.lower() not in ("nan", "inf", "infinity") for c in cells):
+        text = rest
     try:
         with warnings.catch_warnings():  # callers refuse an empty array by its shape; no warning
             warnings.simplefilter("ignore", UserWarning)

@@ -51,8 +51,9 @@ def read_array(path: str | os.PathLike, name: str = "input") -> np.ndarray:
     raise InputError(f"{name}: expected a .npy or .csv file, received {files.shown(Path(path).name)!r}")
 
 
-def write_array(path: str | os.PathLike, arr: np.ndarray) -> None:
-    """Write .npy or .csv by extension, atomically."""
+def write_array(path: str | os.PathLike, arr: np.ndarray, columns: list[str] | None = None) -> None:
+    """Write .npy or .csv by extension, atomically; a .csv starts with a header row naming ``columns``
+    (``files.read_csv`` skips such a row, so a written CSV reads back as the same numbers)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -64,7 +65,8 @@ def write_array(path: str | os.PathLike, arr: np.ndarray) -> None:
     elif suffix == ".csv":
         a = np.asarray(arr)
         a = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(-1, 1)
-        lines = "\n".join(",".join(f"{v:.9g}" for v in row) for row in a)
-        atomic_write_bytes(path, (lines + "\n").encode())
+        lines = [",".join(columns)] if columns else []
+        lines += [",".join(f"{v:.9g}" for v in row) for row in a]
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     else:
         raise InputError(f"--out: expected a .npy or .csv file name, received {files.shown(path.name)!r}")

@@ -35,7 +35,7 @@ def test_bundled_ecg5000_keeps_classes():
 
 @needs_shared
 def test_wfdb_folder_matches_bundled(tmp_path):
-    for f in (SHARED / "mitdb").glob("100.*"):  # record 100 alone: the folder holds other patients too
+    for f in (SHARED / "mitdb").glob("100.*"):  # record 100 alone: the shared folder holds other records too
         (tmp_path / f.name).symlink_to(f)
     a, b = load_beats(f"wfdb:{tmp_path}"), load_beats("bundled")
     assert np.allclose(a.beats, b.beats, atol=1e-5) and (a.labels == b.labels).all()

@@ -11,10 +11,25 @@ from ecgae.demo import main, plan, train_all  # noqa: E402
 
 
 def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    from ecgae.evaluation.summary import README_END, README_START
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_START}\nold figures\n{README_END}\n\nafter\n")
+    results = tmp_path / "docs" / "results.md"
+    assert main(["--quick", "--out", str(tmp_path), "--results", str(results), "--readme", str(readme)]) == 0
     out = capsys.readouterr().out
     assert "AUC normal vs abnormal" in out and "raw signal -> runtime" in out
+    assert "[run 1 of 3] ae-seed-mitdb" in out and "[run 2 of 3, about " in out and "of training left]" in out
+    assert "KLD: 0.0000" not in out  # an AE's epochs log no KL term
     report = (tmp_path / "report.md").read_text()
+    assert report.index("## Summary") < report.index("## The chapter's figures")
+    assert "**Deploy `demo/bundles/ae-seed-mitdb`**" in report and "](examples.png)" in report
+    page = results.read_text()
+    assert "Written by `make demo` on " in page and "| cross-wearer AUC with enrolment" in page
+    assert (results.parent / "figures" / "examples.png").is_file() and "](figures/examples.png)" in page
+    block = readme.read_text()
+    assert "old figures" not in block and "| raw 30-min record -> beats -> scores" in block
+    assert block.startswith("# title") and block.endswith("after\n")
     for section in ("## The chapter's figures", "## Held-out metrics", "## Corrected decoder vs the seed decoder",
                     "## Export parity", "## The runtime on a raw signal", "## Benchmark", "## Targets",
                     "## Cross-wearer scoring",

@@ -91,7 +91,7 @@ def test_cli_evaluate_writes_metrics(tiny_runs, tmp_path, capsys):
     out = tmp_path / "m.json"
     assert main(["evaluate", str(tiny_runs["ae"]), "--out", str(out)]) == 0
     m = json.loads(out.read_text())
-    assert set(m) == {"model", "data", "reconstruction", "anomaly", "latent_probe"}
+    assert set(m) == {"model", "data", "reconstruction", "anomaly", "latent_probe", "warnings"}
     assert m["reconstruction"]["compression_ratio"] == 70.0 and "auc_all" in m["anomaly"]
     assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
     assert "expected a run directory" in capsys.readouterr().err and not (tmp_path / "x.json").exists()

@@ -399,7 +399,7 @@ def test_cli_round_trips_match_the_api(bundles, models, beats, tmp_path, suffix,
 
     def out(name: str) -> np.ndarray:
         path = tmp_path / f"{name}{suffix}"
-        return np.load(path) if suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+        return np.load(path) if suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
 
     assert main(["encode", bundle, src, "--out", str(tmp_path / f"z{suffix}")]) == 0
     np.testing.assert_allclose(out("z"), model.encode(beats), atol=1e-6)

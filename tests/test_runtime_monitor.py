@@ -166,7 +166,7 @@ def test_cli_score_counts_unusable_beats_and_writes_their_verdict(model, mitdb_b
     want = model.analyze(damaged, FS)
     bad = int((~want.usable).sum())
     assert f"{bad} in unusable signal, not scored" in capsys.readouterr().out
-    rows = np.loadtxt(tmp_path / "s.csv", delimiter=",")
+    rows = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)  # the header row
     np.testing.assert_array_equal(rows[:, 0], want.r_peak)
     np.testing.assert_array_equal(rows[:, 3], want.usable)
     assert np.isnan(rows[rows[:, 3] == 0, 1]).all() and not rows[rows[:, 3] == 0, 2].any()

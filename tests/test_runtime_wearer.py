@@ -183,7 +183,7 @@ def test_cli_calibrate_then_score_with_the_profile(model, mitdb_bundle, signal, 
     assert "threshold" in capsys.readouterr().out
     assert main(["score", str(mitdb_bundle), str(raw), "--fs", "360", "--profile", str(prof),
                  "--out", str(out)]) == 0
-    rows = np.loadtxt(out, delimiter=",")
+    rows = np.loadtxt(out, delimiter=",", skiprows=1)  # the header row
     expected = model.analyze(signal, data["fs"], wearer.WearerProfile.load(prof))
     np.testing.assert_array_equal(rows[:, 0], expected.r_peak)
     np.testing.assert_allclose(rows[:, 1], expected.score, rtol=1e-8)

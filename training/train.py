@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..runtime.errors import InputError
 from ..runtime.io import atomic_write_bytes, write_json
+from .collapse import collapse_warnings
 from .datasets import BeatSet, load_beats
 from .models import build_model
 from .splits import describe_split
@@ -230,8 +231,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
     for epoch in range(start, cfg.epochs + 1):
         row = {"epoch": epoch, **_train_epoch(model, opt, x_train, cfg, epoch), **_evaluate(model, x_val, cfg.beta)}
         history.append(row)
-        log(f"Epoch {epoch}/{cfg.epochs}, Loss: {row['loss']:.4f}, Recon: {row['recon']:.4f}, "
-            f"KLD: {row['kld']:.4f}, Val loss: {row['val_loss']:.4f}")
+        kld = f"KLD: {row['kld']:.4f}, " if cfg.model == "vae" else ""  # an AE has no KL term
+        log(f"Epoch {epoch}/{cfg.epochs}, Loss: {row['loss']:.4f}, Recon: {row['recon']:.4f}, {kld}"
+            f"Val loss: {row['val_loss']:.4f}")
         _save_checkpoint(out, model, opt, epoch, history)
     model.eval()
     normal, labelled = threshold_beats(bs, train_idx)
@@ -245,5 +247,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, log=print) -> dict:
                     "threshold": threshold, "calibrated_on": f"{len(normal)} training-split beats"
                     + (f" labelled {bs.normal_label!r}" if labelled else " (unlabelled: all of them)")},
     }
+    if cfg.model == "vae":
+        with torch.no_grad():
+            mu = model.latent(x_val).numpy()
+            samples = model.decode(torch.randn(8, cfg.latent_dim, generator=torch.Generator().manual_seed(0))).numpy()
+        metrics["warnings"] = collapse_warnings(mu, samples)
+        for w in metrics["warnings"]:
+            log(f"warning: {w}")
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -12,19 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..runtime import Model
-from ..runtime.codec import compress, decompress, filtered_windows
-from .datasets import held_out_mitdb
+from ..runtime.codec import compress, decompress, filtered_windows, prd_percent
+from ..training.datasets import held_out_mitdb
 
 RAW_BITS_PER_SECOND = 360 * 11
 BITS = (2, 3, 4, 6, 8)
 FIT = 10  # Gauss-Newton steps of the refined rows (as fill_gaps); 5 lose about 0.3 points of PRD
-
-
-def prd_percent(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(100 * np.sqrt(((estimate - reference) ** 2).sum() / (reference**2).sum()))
 
 
 def evaluate_compression(bundles: dict[str, Path], bits: tuple[int, ...] = BITS,

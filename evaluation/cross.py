@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..benchmarks.markdown import values_table as table
 from ..runtime import Model, wearer
 from ..runtime.io import write_json
 from ..runtime.preprocess import normalise_beats, resample_beats
-from .build_dataset import BUNDLED
-from .build_others import load_record
-from .datasets import load_beats
-from .evaluate import auc_interval, roc_auc
-from .splits import split_indices
+from ..training.build_dataset import BUNDLED
+from ..training.build_others import load_record
+from ..training.datasets import load_beats
+from ..training.evaluate import auc_interval, roc_auc
+from ..training.splits import split_indices
 
 CALIBRATION_SECONDS = 120.0  # the enrolment a wearer does: the first two minutes
 SHORT_RECORD_FRACTION = 0.5  # records shorter than twice the enrolment calibrate on their first half
@@ -115,7 +116,7 @@ def _evenly(rows: np.ndarray, k: int) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, k).round().astype(int)] if k else rows[:0]
 
 
-def _labels_at(peaks: np.ndarray, fs: float, ann_sample: np.ndarray | None, ann_symbol: np.ndarray | None):
+def labels_at(peaks: np.ndarray, fs: float, ann_sample: np.ndarray | None, ann_symbol: np.ndarray | None):
     if ann_sample is None:
         return np.full(len(peaks), UNLABELLED)
     j = np.clip(np.searchsorted(ann_sample, peaks), 1, len(ann_sample) - 1)
@@ -131,7 +132,7 @@ def run_case(model: Model, case: Case, score: str, far: float, seconds: float) -
         profile = model.calibrate(case.signal, case.fs, seconds=calib, score=score, false_alarm_rate=far)
         result = model.analyze(case.signal, case.fs, profile)
         test = result.r_peak >= calib * case.fs
-        labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
+        labels = labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
         scores, flags, usable = result.score[test], result.flag[test], result.usable[test]
         n_cal, seconds_at = profile.n_beats, result.r_peak[test] / case.fs
     else:
@@ -149,7 +150,7 @@ def today(model: Model, case: Case, seconds: float) -> dict:
         calib = min(seconds, SHORT_RECORD_FRACTION * len(case.signal) / case.fs)
         result = model.analyze(case.signal, case.fs)
         test = result.r_peak >= calib * case.fs
-        labels = _labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
+        labels = labels_at(result.r_peak[test], case.fs, case.ann_sample, case.ann_symbol)
         return {"scores": result.score[test], "flags": result.flag[test], "labels": labels,
                 "seconds": result.r_peak[test] / case.fs, "usable": result.usable[test]}
     scores = model.score(case.beats[case.test_rows])
@@ -213,7 +214,7 @@ def ventricular_sweep(model: Model, scores: tuple[str, ...], far: float, seconds
     (each beat its own shape, width, size and coupling) every 6-9 or 3-5 beats: the wearer path when abnormal
     beats are frequent, varied and inside every neighbour's window. Synthetic beats test the mechanics
     (contamination, premature neighbours), not real PVC variety."""
-    from .synthetic import with_multiform_beats, with_ventricular_beats
+    from ..training.synthetic import with_multiform_beats, with_ventricular_beats
 
     v5, fs, _ = load_record("mitdb_100_v5")
     _, _, ann, symbols = _mitdb100()
@@ -250,8 +251,6 @@ NO_MODEL = ("template", "template+rr")  # scores that use no model: the baseline
 
 def markdown(result: dict) -> str:
     """One table per case: today's score at the bundle's threshold, then every candidate at the wearer's."""
-    from ..report import table
-
     parts = [f"Bundle `{Path(result['bundle']).name}`; calibration on the first {result['calibration_seconds']:g} s "
              f"(records shorter than twice that: their first half), target false-alarm rate "
              f"{result['false_alarm_rate']:.0%}; default score `{result['default_score']}`. `template` scores use "
@@ -326,7 +325,7 @@ def plot_scores(model: Model, folder: Path, score: str = wearer.DEFAULT_SCORE, f
                 seconds: float = CALIBRATION_SECONDS) -> Path:
     """``scores.png``: per case, the test beats' wearer scores by label against the wearer's threshold, to
     see at a glance where normal and abnormal beats overlap (ECG5000 also with a clean enrolment)."""
-    from .plots import plt, save_figure
+    from ..training.plots import plt, save_figure
 
     cases = signal_cases() if model.preprocessing.sample_rate is not None else []
     cases += [ecg5000_case(model.input_length), ecg5000_case(model.input_length, 0.0)]
@@ -374,8 +373,6 @@ def demo_markdown(root: Path) -> str:
             rows.append([Path(r["bundle"]).name, case, v["today"].get("auc"), v["today"]["flagged_share"],
                          _auc(fd), fd.get("specificity"), fd.get("sensitivity"), fd["flagged_share"],
                          _auc(ft), ft.get("specificity"), ft.get("sensitivity"), ft["flagged_share"]])
-    from ..report import table
-
     return "\n\n".join([
         "## Cross-wearer scoring with per-wearer calibration (`ecgae evaluate BUNDLE --cross`)",
         "A model trained on record 100 meets other data: calibrated (unlabelled) on the first 2 minutes (ECG5000: "

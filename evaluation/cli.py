@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from ..runtime import Model
+from ..runtime.cli import check_out
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from .evaluate import evaluate
+from ..training.collapse import collapse_warnings
+from ..training.evaluate import evaluate
 
 
 def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
@@ -25,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser, _name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out(args.out, (".json",))
     if args.ec57:
-        from ..evaluation.ec57 import run_cli
+        from .ec57 import run_cli
 
         return run_cli(args.model, args.ec57, args.out, args.enrol_seconds)
     if args.cross:
@@ -43,7 +48,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
         return 0
     metrics = evaluate(args.model, args.data)
+    metrics["warnings"] = model_warnings(args.model, metrics)
     write_json(args.out, metrics)
     print(json.dumps({k: metrics[k] for k in ("reconstruction", "anomaly", "latent_probe")}, indent=2))
+    for w in metrics["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
+
+
+def model_warnings(path: Path, metrics: dict) -> list[str]:
+    """What says the model does not work: a collapsed VAE (its samples, for a bundle; training's own finding,
+    for a run) and a held-out AUC below 0.5."""
+    samples, found = None, []
+    if (path / "manifest.json").is_file():
+        model = Model.load(path)
+        if model.kind == "vae":
+            samples = model.sample(8, seed=0)
+    elif (path / "metrics.json").is_file():
+        found = json.loads((path / "metrics.json").read_text()).get("warnings", [])
+    return found + collapse_warnings(samples=samples, auc=metrics["anomaly"].get("auc_all"))

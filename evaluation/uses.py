@@ -1,6 +1,6 @@
 """The demo's section on the chapter's other uses: compression, denoising and gap filling.
 
-Runs the three held-out experiments (training/compression.py, training/restoration.py) on the demo's
+Runs the three held-out experiments (evaluation/compression.py, evaluation/restoration.py) on the demo's
 record-100 bundles, draws their figures into ``demo/uses/`` and returns the report's Markdown section.
 The bundles used: every MIT-BIH AE of the ``conv-flat`` and ``conv`` archs for compression (any MIT-BIH
 AE when there is none, as in quick mode); for denoising the one of them that reconstructs best
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import table
+from ..benchmarks.markdown import values_table as table
 
 CAPABLE = ("conv-flat", "conv")  # the archs whose decoders have real capacity, the best reconstruction first
 
@@ -33,8 +33,8 @@ def _pick(runs, root: Path) -> dict:
 def evaluate_uses(runs, root: Path, quick: bool = False) -> dict:
     """Run the three experiments on the demo's bundles (one setting each when ``quick``); figures go to
     root/uses."""
-    from .training.compression import BITS, evaluate_compression
-    from .training.restoration import (
+    from .compression import BITS, evaluate_compression
+    from .restoration import (
         ECTOPY_SNRS_DB,
         GAPS_MS,
         SNRS_DB,
@@ -60,7 +60,7 @@ def _figures(res: dict, folder: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .training.plots import save_figure
+    from ..training.plots import save_figure
 
     c = res["compression"]
     fig, ax = plt.subplots(figsize=(6.5, 4))

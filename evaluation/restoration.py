@@ -28,9 +28,9 @@ from ..runtime import Model
 from ..runtime.codec import rebuild
 from ..runtime.preprocess import Preprocessing, fir_filter, normalise_beats, window_beats
 from ..runtime.restore import denoise, fill_gaps, interpolate_gaps, own_part
-from .datasets import bundled_mitdb, held_out_mitdb, load_beats
-from .noise import NOISES, add_noise
-from .synthetic import with_multiform_beats
+from ..training.datasets import bundled_mitdb, held_out_mitdb, load_beats
+from ..training.noise import NOISES, add_noise
+from ..training.synthetic import with_multiform_beats
 
 SNRS_DB = (12, 6, 0, -6)
 ECTOPY_SNRS_DB = (12, 6, 0)
