@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out, result)
         print(markdown(result))
         print(f"wrote {args.out}")
+        from ..evaluation.field import print_field_table  # the layer above; a plain import once this CLI moves there
+
+        print_field_table(args.model, args.out.parent)
         return 0
     metrics = evaluate(args.model, args.data)
     write_json(args.out, metrics)
