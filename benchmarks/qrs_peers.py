@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ Detector = Callable[[np.ndarray, float], np.ndarray]
 OURS = "ecgae"
 NEUROKIT_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012")
 SPIKE_RATES = (125.0, 250.0, 360.0, 1000.0)
+QUICK_SECONDS = 300.0  # quick mode (tests): record 100's first 5 minutes
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ def _beats(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(samples, dtype=np.int64)[beat], np.asarray(symbols)[beat]
 
 
-def annotated(data_dir: Path | None = None) -> Iterator[Input]:
-    """Record 100 (MLII) and the four paced minutes from the project's own data; with ``data_dir``, also
-    every other WFDB record under it that has ``.atr`` annotations (lead MLII, else the first)."""
-    leads, fs, ann, sym = record_100()
+def annotated(data_dir: Path | None = None, quick: bool = False) -> Iterator[Input]:
+    """Record 100 (MLII; its first 5 minutes when ``quick``) and the four paced minutes from the project's
+    own data; with ``data_dir``, also every other WFDB record under it that has ``.atr`` annotations (lead
+    MLII, else the first)."""
+    leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
     yield Input("mitdb 100 MLII", "annotated", leads["MLII"], fs, ann, sym)
     shipped = {"100"}
     for key in PACED:
@@ -122,16 +125,23 @@ def annotated(data_dir: Path | None = None) -> Iterator[Input]:
                     *_beats(np.asarray(ann.sample), np.asarray(ann.symbol)))
 
 
+def _record_100(seconds: float | None = None) -> tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]:
+    """Record 100's leads and annotated beats; with ``seconds``, cut midway between the last beat before
+    then and the next, so no beat is cut in half."""
+    leads, fs, ann, sym = record_100()
+    if seconds is None:
+        return leads, fs, ann, sym
+    k = int(np.searchsorted(ann, seconds * fs))
+    n = (ann[k - 1] + ann[k]) // 2
+    return {name: v[:n] for name, v in leads.items()}, fs, ann[:k], sym[:k]
+
+
 def generated(quick: bool = False) -> Iterator[Input]:
     """Record 100 under the detector benchmark's stress conditions and synthetic ventricular beats, through
     an 8-bit ADC (at 360 and 125 Hz), and with a pacemaker-like spike before every beat at 125-1000 Hz.
-    ``quick`` keeps the first 5 minutes and fewer settings."""
-    leads, fs, ann, sym = record_100()
-    if quick:
-        n = int(300 * fs)
-        leads, keep = {k: v[:n] for k, v in leads.items()}, ann < n - fs
-        ann, sym = ann[keep], sym[keep]
-    for name, lead, change, value, seed in conditions(quick):
+    ``quick`` (for tests): the first 5 minutes, the 8-bit and spike conditions only."""
+    leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
+    for name, lead, change, value, seed in ([] if quick else conditions(quick)):
         x, rate, ref = leads[lead], fs, ann
         if change == "none":
             continue  # record 100 as recorded is an annotated input already
@@ -142,13 +152,11 @@ def generated(quick: bool = False) -> Iterator[Input]:
         else:
             x = add_noise(x, fs, change, value, seed)
         yield Input(f"100 {name}", "generated", x, rate, ref, sym)
-    for every in (5, 2):
-        for shape in ("up", "down", "bi"):
-            for width in (0.025, 0.04):
-                for size in ((3.0,) if quick else (0.7, 1.5, 3.0)):
-                    x, ref, s = with_ventricular_beats(leads["MLII"], fs, ann, every, width, size, shape)
-                    yield Input(f"100 MLII + V every {every}, {shape}, sd {width * 1e3:.0f} ms, x{size}", "generated",
-                                x, fs, ref, s)
+    for every, shape, width, size in ([] if quick else product((5, 2), ("up", "down", "bi"), (0.025, 0.04),
+                                                                 (0.7, 1.5, 3.0))):
+        x, ref, s = with_ventricular_beats(leads["MLII"], fs, ann, every, width, size, shape)
+        yield Input(f"100 MLII + V every {every}, {shape}, sd {width * 1e3:.0f} ms, x{size}", "generated",
+                    x, fs, ref, s)
     for rate in (fs, 125.0):
         x = leads["MLII"] if rate == fs else resample(leads["MLII"], fs, rate)
         yield Input(f"100 MLII 8-bit at {rate:g} Hz", "generated", eight_bit(x), rate,
@@ -216,10 +224,10 @@ def summary(rows: list[dict], names: list[str]) -> dict[str, dict]:
     return out
 
 
-def speed(detectors: dict[str, Detector], repeats: int = 3) -> dict[str, dict]:
-    """Seconds each detector takes on the raw 30-minute record 100 (MLII), best of ``repeats``, and as a
-    ratio to the runtime's (> 1: slower than ecgae)."""
-    leads, fs, _, _ = record_100()
+def speed(detectors: dict[str, Detector], repeats: int = 3, seconds: float | None = None) -> dict[str, dict]:
+    """Seconds each detector takes on the raw record 100 (MLII; all 30 minutes unless ``seconds``) on one
+    core, best of ``repeats``, and as a ratio to the runtime's (> 1: slower than ecgae)."""
+    leads, fs, _, _ = _record_100(seconds)
     best = {}
     for name, detect in detectors.items():
         detect(leads["MLII"][: int(10 * fs)], fs)  # warm-up: imports, filter design
@@ -229,21 +237,23 @@ def speed(detectors: dict[str, Detector], repeats: int = 3) -> dict[str, dict]:
             detect(leads["MLII"], fs)
             times.append(time.perf_counter() - t0)
         best[name] = min(times)
-    return {n: {"seconds": t, "vs_ecgae": t / best[OURS]} for n, t in best.items()}
+    return {"signal_seconds": leads["MLII"].size / fs, "repeats": repeats,
+            "detectors": {n: {"seconds": t, "vs_ecgae": t / best[OURS]} for n, t in best.items()}}
 
 
 def default_inputs(quick: bool = False, data_dir: Path | None = None) -> list[Input]:
     """Every annotated input (the project's own, and those under ``data_dir``), then every generated one."""
-    return list(annotated(data_dir)) + list(generated(quick))
+    return list(annotated(data_dir, quick)) + list(generated(quick))
 
 
-def measure(prep: Preprocessing, inputs: list[Input], repeats: int = 3) -> dict:
-    """The peer comparison: every installed detector on every input, and their speed on record 100."""
+def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False) -> dict:
+    """The peer comparison: every installed detector on every input, and their speed on record 100 (quick:
+    its first 5 minutes, once)."""
     detectors, missing = peers(prep)
     rows = compare(iter(inputs), detectors)
     return {"match_window_s": 0.15, "detectors": list(detectors), "missing": missing, "rows": rows,
             "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows),
-            "speed_record_100": speed(detectors, repeats)}
+            "speed_record_100": speed(detectors, 1 if quick else 3, QUICK_SECONDS if quick else None)}
 
 
 def _cell(v: dict) -> str:
@@ -257,7 +267,8 @@ def markdown(d: dict) -> list[str]:
     rows = [[r["input"], f"{r['fs']:g}", str(r["reference_beats"]), *(_cell(r["detectors"][n]) for n in names)]
             for r in d["rows"]]
     s = d["summary"]
-    v = d["speed_record_100"]
+    sp = d["speed_record_100"]
+    v = sp["detectors"]
     pooled = [[n, str(s[n]["inputs"]), str(s[n]["failed"]), pct(s[n]["se"]), pct(s[n]["ppv"]),
                f"{s[n]['time_s']:.2f}", "-" if s[n]["time_vs_ecgae"] is None else f"{s[n]['time_vs_ecgae']:.2f}",
                f"{v[n]['seconds']:.3f}", f"{v[n]['vs_ecgae']:.2f}"] for n in names]
@@ -266,8 +277,8 @@ def markdown(d: dict) -> list[str]:
              "the same raw lead at the recording's rate, in one run.", "",
              *table(["input", "Hz", "beats", *names], rows), "",
              "Pooled over all inputs; time is each detector's total over the inputs it scored, and its ratio to "
-             "the runtime's over the same inputs (> 1: slower than ecgae); then the raw 30-minute record 100 "
-             "(MLII) on one core, best of three, in the same run:", "",
+             "the runtime's over the same inputs (> 1: slower than ecgae); then the raw record 100 (MLII, "
+             f"{sp['signal_seconds'] / 60:.0f} min) on one core, best of {sp['repeats']}, in the same run:", "",
              *table(["detector", "inputs", "failed", "Se %", "+P %", "seconds", "time / ecgae", "100: s",
                      "100: time / ecgae"], pooled)]
     if d["missing"]:

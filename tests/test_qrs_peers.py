@@ -62,13 +62,14 @@ def test_detect_eval_runs_the_peers(tmp_path, capsys, monkeypatch):
                 write_dir=str(tmp_path))
     wfdb.wrann("rec", "atr", inp.ref, symbol=list(inp.symbols), write_dir=str(tmp_path))
     ours = qrs_peers.peers(detection.default_preprocessing())[0][qrs_peers.OURS]
-    monkeypatch.setattr(qrs_peers, "peers", lambda prep: ({qrs_peers.OURS: ours, "wfdb xqrs": qrs_peers.xqrs},
-                                                          ["nk neurokit"]))
+    late = lambda x, fs: ours(x, fs) + int(0.2 * fs)  # noqa: E731  a peer that misses every beat by 200 ms
+    monkeypatch.setattr(qrs_peers, "peers", lambda prep: ({qrs_peers.OURS: ours, "late": late}, ["nk neurokit"]))
     out = tmp_path / "eval.json"
     assert main(["detect-eval", str(tmp_path / "rec"), "--peers", "--json", str(out)]) == 0
     peers = json.loads(out.read_text())["peers"]
-    assert peers["detectors"] == [qrs_peers.OURS, "wfdb xqrs"] and peers["missing"] == ["nk neurokit"]
-    assert peers["rows"][0]["detectors"]["wfdb xqrs"]["se"] >= 0.98
-    assert peers["speed_record_100"][qrs_peers.OURS]["vs_ecgae"] == 1.0
+    assert peers["detectors"] == [qrs_peers.OURS, "late"] and peers["missing"] == ["nk neurokit"]
+    assert peers["rows"][0]["detectors"][qrs_peers.OURS]["se"] == 1.0
+    assert peers["rows"][0]["detectors"]["late"]["se"] == 0.0 and peers["shortfalls"] == []
+    assert peers["speed_record_100"]["detectors"][qrs_peers.OURS]["vs_ecgae"] == 1.0
     text = capsys.readouterr().out
     assert "## Beat finding beside open detectors" in text and "Not installed, so not compared: nk neurokit." in text
