@@ -9,9 +9,10 @@ One row per recording and lead:
   a profile (usable share and beat rate, no flagged share).
 - usable: share of the later beats (R peak after the enrolment) the quality gate calls usable;
   flagged: share of the later usable beats flagged against the profile.
-- beats/min of all beats found, beside wfdb's XQRS on the same lead (its gaps filled by interpolation,
-  which XQRS needs), and the agreement of the two (XQRS as reference, 150 ms); wfdb's gqrs beside them,
-  a second opinion where XQRS finds nothing (it finds no beat in PTB's 38 s at 1000 Hz).
+- beats/min (from first to last beat) of the beats found, beside wfdb's XQRS on the same lead (its gaps
+  filled by interpolation, which XQRS needs), and the agreement of the two (XQRS as reference, 150 ms);
+  wfdb's gqrs beside them, a second opinion where XQRS finds nothing (it finds no beat in PTB's 38 s at
+  1000 Hz). The peers' beats count only where ``analyze`` can window a beat.
 - paced beats found, when the runtime reports them (``Beats.paced``); the annotated paced beats of the
   paced records beside them.
 - gaps: runs of NaN samples in the raw recording (and the runtime's own count when it reports ``gaps``).
@@ -31,6 +32,7 @@ from ..benchmarks.markdown import table
 from ..benchmarks.qrs_peers import gqrs, xqrs
 from ..runtime import Model
 from ..runtime.io import atomic_write_bytes, write_json
+from ..runtime.preprocess import window_end
 from ..training.build_field import FIELD, MIMIC, PACED, load_annotations
 from ..training.build_others import load_record
 
@@ -91,6 +93,18 @@ def _filled(x: np.ndarray) -> np.ndarray:
     return np.where(bad, np.interp(idx, idx[~bad], x[~bad]), x)
 
 
+def windowable(model: Model, n_samples: int, fs: float) -> tuple[int, int]:
+    """Samples [lo, hi) where an R peak has the full window ``analyze`` needs: the peers' beats outside are
+    not counted, as ``analyze`` cannot report them (one or two beats of a one-minute record)."""
+    prep = model.preprocessing
+    return int(np.ceil(prep.pre * fs / prep.sample_rate)), n_samples - window_end(prep, fs)
+
+
+def rate(peaks: np.ndarray, fs: float) -> float:
+    """Beats per minute from first to last beat ((n - 1) intervals), so edges cut off count for nothing."""
+    return 60.0 * (peaks.size - 1) / ((peaks[-1] - peaks[0]) / fs) if peaks.size > 1 else 0.0
+
+
 def _error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
@@ -116,9 +130,10 @@ def field_row(model: Model, rec: Recording) -> dict:
         beats = None
     row["analyze_seconds"] = time.perf_counter() - t0
     filled = _filled(rec.x)
-    reference, second = xqrs(filled, fs), gqrs(filled, fs)
-    row["xqrs_beats"], row["xqrs_bpm"] = int(reference.size), reference.size / (n / fs) * 60
-    row["gqrs_beats"], row["gqrs_bpm"] = int(second.size), second.size / (n / fs) * 60
+    lo, hi = windowable(model, n, fs)
+    reference, second = (p[(p >= lo) & (p < hi)] for p in (xqrs(filled, fs), gqrs(filled, fs)))
+    row["xqrs_beats"], row["xqrs_bpm"] = int(reference.size), rate(reference, fs)
+    row["gqrs_beats"], row["gqrs_bpm"] = int(second.size), rate(second, fs)
     if beats is None:
         return row
     later = beats.r_peak >= int(round(enrol * fs))
@@ -126,7 +141,7 @@ def field_row(model: Model, rec: Recording) -> dict:
     reasons, counts = np.unique(beats.reason[later & ~beats.usable], return_counts=True)
     agreement = score_detections(reference, beats.r_peak, fs)
     paced, gaps = getattr(beats, "paced", None), getattr(beats, "gaps", None)
-    row |= {"beats": len(beats), "bpm": len(beats) / (n / fs) * 60, "later_beats": int(later.sum()),
+    row |= {"beats": len(beats), "bpm": rate(beats.r_peak, fs), "later_beats": int(later.sum()),
             "usable_share": float(usable_later.sum() / later.sum()) if later.any() else None,
             "flagged_share": (float(beats.flag[usable_later].mean()) if profile is not None and usable_later.any()
                               else None),
