@@ -23,7 +23,7 @@ from ..runtime.preprocess import Preprocessing, r_peaks, resample
 from ..training.build_field import FIELD, PACED, load_annotations
 from ..training.build_others import load_record
 from ..training.synthetic import with_ventricular_beats
-from .detection import SYMBOL_CLASS, add_noise, conditions, pct, record_100, score_detections
+from .detection import SYMBOL_CLASS, apply_condition, conditions, pct, record_100, score_detections
 from .generated import eight_bit, with_pacing_spikes
 from .markdown import table
 
@@ -142,16 +142,8 @@ def generated(quick: bool = False) -> Iterator[Input]:
     ``quick`` (for tests): the first 5 minutes, the 8-bit and spike conditions only."""
     leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
     for name, lead, change, value, seed in ([] if quick else conditions(quick)):
-        x, rate, ref = leads[lead], fs, ann
-        if change == "none":
-            continue  # record 100 as recorded is an annotated input already
-        if change == "invert":
-            x = -x
-        elif change == "rate":
-            x, rate, ref = resample(x, fs, value), value, np.round(ann * value / fs).astype(np.int64)
-        else:
-            x = add_noise(x, fs, change, value, seed)
-        yield Input(f"100 {name}", "generated", x, rate, ref, sym)
+        if change != "none":  # record 100 as recorded is an annotated input already
+            yield Input(f"100 {name}", "generated", *apply_condition(leads[lead], fs, ann, change, value, seed), sym)
     for every, shape, width, size in ([] if quick else product((5, 2), ("up", "down", "bi"), (0.025, 0.04),
                                                                  (0.7, 1.5, 3.0))):
         x, ref, s = with_ventricular_beats(leads["MLII"], fs, ann, every, width, size, shape)
