@@ -68,7 +68,8 @@ def test_a_field_row_on_two_minutes_of_the_8_bit_monitor(mitdb_bundle):
     assert ("enrolment_beats" in row) != ("enrolment_error" in row)
     assert 0.0 <= row["usable_share"] <= 1.0 and row["later_beats"] > 50
     assert row["bpm"] == pytest.approx(row["xqrs_bpm"], rel=0.1)  # a clean trace: both find every beat
-    assert row["vs_xqrs"]["se"] > 0.95 and row["paced"] is None or row["paced"] >= 0
+    assert row["vs_xqrs"]["se"] > 0.95 and row["vs_xqrs"]["ppv"] > 0.95
+    assert row["paced"] is None or row["paced"] <= 0.05 * row["beats"]  # this patient is not paced
     gapped = rec.x.copy()
     gapped[5000:5003] = np.nan
     row = field.field_row(model, field.Recording("mimic2 0005", "MCL1", gapped, fs))
