@@ -3,10 +3,13 @@ source recordings (when ../shared is beside the clone), and a table row on a sho
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ecgae.cli import COMMANDS, main
 from ecgae.evaluation import field
 from ecgae.runtime import Model
 from ecgae.training.build_dataset import write_npz
@@ -83,3 +86,18 @@ def test_a_bundle_of_pre_cut_beats_gets_no_rows_and_says_why(bundles):
     d = field.field_table(bundles["ae"])
     assert d["rows"] == [] and "pre-cut beats" in d["skipped"]
     assert field.markdown(d)[-1] == f"Not measured: {d['skipped']}."
+
+
+def test_evaluate_cross_writes_the_field_table_beside_its_json(mitdb_bundle, tmp_path, monkeypatch, capsys):
+    """The hook in ``ecgae evaluate --cross``, with the cross cases stubbed and one short recording."""
+    cli = importlib.import_module(COMMANDS["evaluate"][0])
+    cross = importlib.import_module(f"{cli.__package__}.cross")  # wherever the command keeps its cases
+    monkeypatch.setattr(cross, "evaluate_cross", lambda bundle: {"cases": {}})
+    monkeypatch.setattr(cross, "markdown", lambda result: "cross tables")
+    x, fs, _ = load_record("mimic2_0006", FIELD)
+    monkeypatch.setattr(field, "recordings", lambda: [field.Recording("mimic2 0006", "V", x[: int(90 * fs), 1], fs)])
+    assert main(["evaluate", str(mitdb_bundle), "--cross", "--out", str(tmp_path / "cross.json")]) == 0
+    written = (tmp_path / "field.md").read_text()
+    assert "| mimic2 0006 | V | 125 | 1.5 | 45 s" in written and written in capsys.readouterr().out + "\n"
+    rows = json.loads((tmp_path / "field.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["later_beats"] > 30
