@@ -17,6 +17,10 @@ One row per recording and lead:
   paced records beside them.
 - gaps: runs of NaN samples in the raw recording (and the runtime's own count when it reports ``gaps``).
 Any failure is written into its row; the table is never cut short by one recording.
+
+A second table runs the same on generated copies of record 100's first 10 minutes (MLII) that isolate one
+mechanism each, at 125, 250, 360 and 1000 Hz: through an 8-bit ADC, and with a pacemaker-like spike
+before every beat (``ecgae.benchmarks.generated``).
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ from pathlib import Path
 import numpy as np
 
 from ..benchmarks.detection import pct, record_100, score_detections
+from ..benchmarks.generated import eight_bit, with_pacing_spikes
 from ..benchmarks.markdown import table
 from ..benchmarks.qrs_peers import gqrs, xqrs
 from ..runtime import Model
 from ..runtime.io import atomic_write_bytes, write_json
-from ..runtime.preprocess import window_end
+from ..runtime.preprocess import resample, window_end
 from ..training.build_field import FIELD, MIMIC, PACED, load_annotations
 from ..training.build_others import load_record
 
 ENROL_SECONDS = 300.0
+GENERATED_SECONDS = 600.0  # record 100's excerpt for the generated rows: 5 minutes to enrol, 5 scored
+GENERATED_RATES = (125.0, 250.0, 360.0, 1000.0)
 SHORT_SECONDS = 420.0
 PACED_SYMBOLS = ("/", "f")  # MIT-BIH: paced beat, fusion of paced and normal
 
@@ -69,6 +76,20 @@ def recordings() -> list[Recording]:
         _, symbols = load_annotations(key)
         out.append(Recording(f"mitdb {key.split('_')[1]} (60 s)", names[0], signal[:, 0], rate,
                              int(np.isin(symbols, PACED_SYMBOLS).sum())))
+    return out
+
+
+def generated_recordings() -> list[Recording]:
+    """Record 100's first 10 minutes (MLII) resampled to each of GENERATED_RATES, as recorded, through an
+    8-bit ADC, and with a pacing spike before every annotated beat."""
+    leads, fs, ann, _ = record_100()
+    n = int(GENERATED_SECONDS * fs)
+    out = []
+    for rate in GENERATED_RATES:
+        x = leads["MLII"][:n] if rate == fs else resample(leads["MLII"][:n], fs, rate)
+        beats = np.round(ann[ann < n] * rate / fs).astype(np.int64)
+        out += [Recording("100 (10 min)", "MLII", x, rate), Recording("100 (10 min) 8-bit", "MLII", eight_bit(x), rate),
+                Recording("100 (10 min) + spikes", "MLII", with_pacing_spikes(x, rate, beats)[0], rate)]
     return out
 
 
@@ -159,7 +180,8 @@ def field_table(model: Model | Path) -> dict:
     out = {"bundle": str(model.bundle_dir), "enrol_seconds": ENROL_SECONDS, "short_seconds": SHORT_SECONDS}
     if model.preprocessing.sample_rate is None:
         return out | {"rows": [], "skipped": "the bundle was trained on pre-cut beats, not raw ECG"}
-    return out | {"rows": [field_row(model, rec) for rec in recordings()]}
+    return out | {"rows": [field_row(model, rec) for rec in recordings()],
+                  "generated_rows": [field_row(model, rec) for rec in generated_recordings()]}
 
 
 def _bpm(r: dict) -> str:
@@ -176,31 +198,43 @@ def _note(r: dict) -> str:
     return "; ".join(parts).replace("|", "/") or "-"
 
 
-def markdown(d: dict) -> list[str]:
-    """The field table as Markdown lines."""
-    rows = []
-    for r in d["rows"]:
+def _rows(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
         vs = r.get("vs_xqrs")
         paced = "-" if r.get("paced") is None else str(r["paced"])
         if r["paced_reference"] is not None:
             paced += f" (ref {r['paced_reference']})"
-        rows.append([r["record"], r["lead"], f"{r['fs']:g}", f"{r['minutes']:.1f}",
-                     f"{r['enrol_seconds']:.0f} s" + (f", {r['enrolment_beats']} beats" if "enrolment_beats" in r
-                                                      else ", refused"),
-                     pct(r.get("usable_share")), pct(r.get("flagged_share")), _bpm(r),
-                     "-" if vs is None else f"{pct(vs['se'])} / {pct(vs['ppv'])}", paced,
-                     f"{r['gap_runs']} ({r['gap_samples']})" + ("" if r.get("gaps_reported") is None
-                                                                 else f", runtime: {r['gaps_reported']}"), _note(r)])
+        out.append([r["record"], r["lead"], f"{r['fs']:g}", f"{r['minutes']:.1f}",
+                    f"{r['enrol_seconds']:.0f} s" + (f", {r['enrolment_beats']} beats" if "enrolment_beats" in r
+                                                     else ", refused"),
+                    pct(r.get("usable_share")), pct(r.get("flagged_share")), _bpm(r),
+                    "-" if vs is None else f"{pct(vs['se'])} / {pct(vs['ppv'])}", paced,
+                    f"{r['gap_runs']} ({r['gap_samples']})" + ("" if r.get("gaps_reported") is None
+                                                                else f", runtime: {r['gaps_reported']}"), _note(r)])
+    return out
+
+
+HEADER = ["record", "lead", "Hz", "min", "enrolment", "usable %", "flagged %", "beats/min ecgae / XQRS / gqrs",
+          "Se / +P vs XQRS %", "paced found", "gaps", "notes"]
+
+
+def markdown(d: dict) -> list[str]:
+    """The field table (and the generated rows' table) as Markdown lines."""
     if "skipped" in d:
         return ["## Field table: real recordings from other people and devices", "", f"Not measured: {d['skipped']}."]
-    return ["## Field table: real recordings from other people and devices", "",
-            f"Enrolment ({d['enrol_seconds']:.0f} s, or the first half of a recording shorter than "
-            f"{d['short_seconds']:.0f} s) with `Model.calibrate`, then `Model.analyze` with the profile. Usable: "
-            "share of the beats after the enrolment; flagged: share of those usable beats flagged. Beats/min: "
-            "ecgae / wfdb XQRS / wfdb gqrs on the same lead (ecgae vs XQRS); Se / +P of ecgae against XQRS within "
-            "150 ms. Gaps: runs of missing (NaN) samples in the raw recording (samples).", "",
-            *table(["record", "lead", "Hz", "min", "enrolment", "usable %", "flagged %",
-                    "beats/min ecgae / XQRS / gqrs", "Se / +P vs XQRS %", "paced found", "gaps", "notes"], rows)]
+    lines = ["## Field table: real recordings from other people and devices", "",
+             f"Enrolment ({d['enrol_seconds']:.0f} s, or the first half of a recording shorter than "
+             f"{d['short_seconds']:.0f} s) with `Model.calibrate`, then `Model.analyze` with the profile. Usable: "
+             "share of the beats after the enrolment; flagged: share of those usable beats flagged. Beats/min: "
+             "ecgae / wfdb XQRS / wfdb gqrs on the same lead (ecgae vs XQRS); Se / +P of ecgae against XQRS within "
+             "150 ms. Gaps: runs of missing (NaN) samples in the raw recording (samples).", "",
+             *table(HEADER, _rows(d["rows"]))]
+    if d.get("generated_rows"):
+        lines += ["", "The same on record 100's first 10 minutes (MLII) at each rate: as recorded, through an "
+                  "8-bit ADC (26 codes per mV), and with a 5 mV pacing spike 60 ms before every beat:", "",
+                  *table(HEADER, _rows(d["generated_rows"]))]
+    return lines
 
 
 def write_field_table(model: Model | Path, out_dir: Path) -> dict:

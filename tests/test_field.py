@@ -96,8 +96,21 @@ def test_evaluate_cross_writes_the_field_table_beside_its_json(mitdb_bundle, tmp
     monkeypatch.setattr(cross, "markdown", lambda result: "cross tables")
     x, fs, _ = load_record("mimic2_0006", FIELD)
     monkeypatch.setattr(field, "recordings", lambda: [field.Recording("mimic2 0006", "V", x[: int(90 * fs), 1], fs)])
+    monkeypatch.setattr(field, "generated_recordings", lambda: [])
     assert main(["evaluate", str(mitdb_bundle), "--cross", "--out", str(tmp_path / "cross.json")]) == 0
     written = (tmp_path / "field.md").read_text()
-    assert "| mimic2 0006 | V | 125 | 1.5 | 45 s" in written and written in capsys.readouterr().out + "\n"
+    assert "| mimic2 0006 | V | 125 | 1.5 | 45 s" in written and "8-bit ADC" not in written
+    assert written in capsys.readouterr().out + "\n"
     rows = json.loads((tmp_path / "field.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["later_beats"] > 30
+
+
+def test_generated_recordings_isolate_one_mechanism_each_at_every_rate():
+    recs = field.generated_recordings()
+    assert [(r.record, r.fs) for r in recs[:3]] == [("100 (10 min)", 125.0), ("100 (10 min) 8-bit", 125.0),
+                                                    ("100 (10 min) + spikes", 125.0)]
+    assert sorted({r.fs for r in recs}) == list(field.GENERATED_RATES) and len(recs) == 3 * len(field.GENERATED_RATES)
+    for plain, eight, spiked in zip(recs[::3], recs[1::3], recs[2::3]):
+        assert plain.x.size == eight.x.size == spiked.x.size == int(field.GENERATED_SECONDS * plain.fs)
+        assert np.abs(eight.x - plain.x).max() <= 0.5 / 26 + 1e-9
+        assert 700 < np.count_nonzero(spiked.x != plain.x) <= 2 * 800  # ~750 beats in 10 min, 1-2 samples each
