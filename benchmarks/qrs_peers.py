@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 
 from ..runtime.preprocess import Preprocessing, r_peaks, resample
-from ..training.build_field import FIELD, PACED, load_annotations
+from ..training.build_field import ANNOTATED, FIELD, PACED, load_annotations
 from ..training.build_others import load_record
 from ..training.synthetic import with_ventricular_beats
 from .detection import SYMBOL_CLASS, apply_condition, conditions, pct, record_100, score_detections
@@ -98,31 +97,16 @@ def _beats(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(samples, dtype=np.int64)[beat], np.asarray(symbols)[beat]
 
 
-def annotated(data_dir: Path | None = None, quick: bool = False) -> Iterator[Input]:
-    """Record 100 (MLII; its first 5 minutes when ``quick``) and the four paced minutes from the project's
-    own data; with ``data_dir``, also every other WFDB record under it that has ``.atr`` annotations (lead
-    MLII, else the first)."""
+def annotated(quick: bool = False) -> Iterator[Input]:
+    """Every annotated MIT-BIH record the project ships: record 100 (MLII), 106, 118 and 200 (MLII) and 24
+    one-minute records (MLII, else V5); ``quick`` (for tests): record 100's first 5 minutes and the four
+    paced minutes only. (``ecgae detect-eval --peers RECORD...`` takes any other.)"""
     leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
     yield Input("mitdb 100 MLII", "annotated", leads["MLII"], fs, ann, sym)
-    shipped = {"100"}
-    for key in PACED:
+    for key in PACED if quick else ANNOTATED:
         x, rate, names = load_record(key, FIELD)
-        yield Input(f"mitdb {key.split('_')[1]} (60 s, paced) {names[0]}", "annotated", x[:, 0], rate,
-                    *_beats(*load_annotations(key, FIELD)))
-        shipped.add(key.split("_")[1] + "_60s")
-    if data_dir is None:
-        return
-    import wfdb
-
-    for atr in sorted(Path(data_dir).rglob("*.atr")):
-        record = atr.with_suffix("")
-        if record.name in shipped or not record.with_suffix(".hea").is_file():
-            continue
-        rec = wfdb.rdrecord(str(record))
-        lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
-        ann = wfdb.rdann(str(record), "atr")
-        yield Input(f"mitdb {record.name} {rec.sig_name[lead]}", "annotated", rec.p_signal[:, lead], float(rec.fs),
-                    *_beats(np.asarray(ann.sample), np.asarray(ann.symbol)))
+        name = key.split("_")[1] + (" (60 s, paced)" if key in PACED else " (60 s)" if key.endswith("_60s") else "")
+        yield Input(f"mitdb {name} {names[0]}", "annotated", x[:, 0], rate, *_beats(*load_annotations(key, FIELD)))
 
 
 def _record_100(seconds: float | None = None) -> tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]:
@@ -233,9 +217,9 @@ def speed(detectors: dict[str, Detector], repeats: int = 3, seconds: float | Non
             "detectors": {n: {"seconds": t, "vs_ecgae": t / best[OURS]} for n, t in best.items()}}
 
 
-def default_inputs(quick: bool = False, data_dir: Path | None = None) -> list[Input]:
-    """Every annotated input (the project's own, and those under ``data_dir``), then every generated one."""
-    return list(annotated(data_dir, quick)) + list(generated(quick))
+def default_inputs(quick: bool = False) -> list[Input]:
+    """Every annotated input, then every generated one."""
+    return list(annotated(quick)) + list(generated(quick))
 
 
 def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False) -> dict:

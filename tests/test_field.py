@@ -13,7 +13,7 @@ from ecgae.cli import COMMANDS, main
 from ecgae.evaluation import field
 from ecgae.runtime import Model
 from ecgae.training.build_dataset import write_npz
-from ecgae.training.build_field import FIELD, MIMIC, PACED, build, load_annotations
+from ecgae.training.build_field import ANNOTATED, FIELD, MIMIC, PACED, build, load_annotations
 from ecgae.training.build_others import load_record
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -39,6 +39,17 @@ def test_paced_minutes_load_with_their_annotations():
         assert int((symbols == "/").sum()) == counts[key]
     with pytest.raises(KeyError, match="mitdb_102_60s"):
         load_annotations("mimic2_0005")
+
+
+def test_every_annotated_record_loads_one_lead_with_its_beats():
+    minutes = {"mitdb_106": 29.25, "mitdb_118": 30.1, "mitdb_200": 30.1}
+    for key in ANNOTATED:
+        x, fs, leads = load_record(key, FIELD)
+        samples, symbols = load_annotations(key)
+        assert fs == 360.0 and x.shape[1] == 1 and leads[0] in ("MLII", "V5") and np.isfinite(x).all()
+        assert x.shape[0] / fs / 60 == pytest.approx(minutes.get(key, 1.0), abs=0.1)
+        beats = np.isin(symbols, list("NLRBAaJSVrFejnE/fQ"))
+        assert samples.max() < x.shape[0] and beats.sum() >= 0.6 * x.shape[0] / fs  # at least ~36 beats a minute
 
 
 def test_invalid_codes_read_as_nan(tmp_path):
