@@ -17,6 +17,9 @@ from ..runtime.errors import InputError
 from ..runtime.io import write_json
 from ..runtime.preprocess import r_peaks
 from .detection import AAMI, SYMBOL_CLASS, default_preprocessing, pct, score_detections
+from .qrs_peers import Input, generated
+from .qrs_peers import markdown as peers_markdown
+from .qrs_peers import measure as measure_peers
 
 
 def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
@@ -27,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
     parser.add_argument("--bundle", type=Path, metavar="BUNDLE",
                         help="use this bundle's preprocessing (default: the training default, 360 Hz, 0.5-40 Hz)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run wfdb's XQRS and gqrs and NeuroKit2's methods (when installed) on the same leads")
+    parser.add_argument("--generated", action="store_true",
+                        help="with --peers: also every generated condition of record 100 (stress, ventricular "
+                             "beats, 8-bit, pacing spikes)")
 
 
 def _read(record: str, ann_ext: str, lead: str | None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
@@ -60,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
         if not Path(record + ".hea").is_file():
             raise InputError(f"RECORD: expected a WFDB record path without extension (RECORD.hea beside it), "
                              f"received {record!r} (no {record}.hea)")
-    results = []
+    results, leads = [], []
     header = ("record", "lead", "beats", "Se %", "+P %", "DER %", "offset med/p95 ms",
               *(f"{c} found" for c in AAMI))
     print(_row(header) + "\n" + _row(["---"] * len(header)))
     for record in args.records:
         signal, fs, ref, symbols = _read(record, args.ann, args.lead)
+        leads.append(Input(Path(record).name, "annotated", signal, fs, ref, symbols))
         try:
             found = r_peaks(signal, fs, prep)
         except InputError as e:
@@ -82,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         tp, fn, fp = (sum(r[k] for r in results) for k in ("tp", "fn", "fp"))
         print(f"all {len(results)} records: Se {pct(tp / max(tp + fn, 1))} %, +P {pct(tp / max(tp + fp, 1))} %, "
               f"DER {pct((fn + fp) / max(tp + fn, 1))} %")
+    peers = measure_peers(prep, leads + (list(generated()) if args.generated else [])) if args.peers else None
+    if peers:
+        print("\n".join(["", *peers_markdown(peers)]))
     if args.json:
-        write_json(args.json, {"match_window_s": 0.15, "records": results})
+        write_json(args.json, {"match_window_s": 0.15, "records": results} | ({"peers": peers} if peers else {}))
         print(f"wrote {args.json}")
     return 0

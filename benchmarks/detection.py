@@ -120,19 +120,22 @@ def conditions(quick: bool) -> list[tuple[str, str, str, float, int]]:
     return rows
 
 
+def apply_condition(x: np.ndarray, fs: float, ann: np.ndarray, change: str, value: float, seed: int,
+                    ) -> tuple[np.ndarray, float, np.ndarray]:
+    """One stress condition (``conditions``' change, value, seed) applied to a lead: (signal, rate, beats)."""
+    if change == "invert":
+        return -x, fs, ann
+    if change == "rate":
+        return resample(x, fs, value), value, np.round(ann * value / fs).astype(np.int64)
+    return (x if change == "none" else add_noise(x, fs, change, value, seed)), fs, ann
+
+
 def stress(prep: Preprocessing, quick: bool = False) -> list[dict]:
     """Detection scores of record 100 under every condition (reference: its annotations)."""
     leads, fs, ann, symbols = record_100()
     rows = []
     for name, lead, change, value, seed in conditions(quick):
-        x, rate, ref = leads[lead], fs, ann
-        if change == "invert":
-            x = -x
-        elif change == "rate":
-            x, rate = resample(x, fs, value), value
-            ref = np.round(ann * value / fs).astype(np.int64)
-        elif change != "none":
-            x = add_noise(x, fs, change, value, seed)
+        x, rate, ref = apply_condition(leads[lead], fs, ann, change, value, seed)
         rows.append({"condition": name, "fs": rate, **score_detections(ref, r_peaks(x, rate, prep), rate, symbols)})
     return rows
 
@@ -220,6 +223,9 @@ def measure(model, quick: bool = False) -> dict:
         out["agreement"] = xqrs_agreement(prep)
     except InputError as e:
         out["agreement_skipped"] = str(e)
+    from . import qrs_peers  # it builds on this module
+
+    out["peers"] = qrs_peers.measure(prep, qrs_peers.default_inputs(quick), quick)
     return out
 
 
@@ -262,6 +268,10 @@ def markdown(d: dict) -> list[str]:
                           "Se / +P vs consensus %"], agreement)]
     else:
         lines += ["", f"Agreement with XQRS not measured: {d['agreement_skipped']}"]
+    if "peers" in d:
+        from .qrs_peers import markdown as peers_markdown
+
+        lines += ["", *peers_markdown(d["peers"])]
     s = d["speed"]
     lines += ["", f"Raw 30-minute record -> beats -> scores on one core: {s['beats']} beats in "
               f"{s['best_seconds'] * 1e3:.0f} ms (best of {s['repeats']}; finding, judging and cutting the beats "

@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out, result)
         print(markdown(result))
         print(f"wrote {args.out}")
+        from .field import print_field_table
+
+        print_field_table(args.model, args.out.parent)
         return 0
     metrics = evaluate(args.model, args.data)
     metrics["warnings"] = model_warnings(args.model, metrics)

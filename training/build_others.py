@@ -24,14 +24,33 @@ RECORDS = {  # key: (folder, record, leads; None = all)
 }
 
 
-def load_record(key: str) -> tuple[np.ndarray, float, list[str]]:
-    """One stored record in physical units: (signal [n_samples, n_leads] float64, fs in Hz, lead names)."""
-    with np.load(OTHERS, allow_pickle=False) as z:
+def load_record(key: str, path: Path = OTHERS) -> tuple[np.ndarray, float, list[str]]:
+    """One stored record in physical units: (signal [n_samples, n_leads] float64, fs in Hz, lead names).
+    Samples stored as the record's invalid-sample code (``{key}_invalid``, when given) read as NaN, as
+    wfdb reads them: a gap in the recording, not a value."""
+    with np.load(path, allow_pickle=False) as z:
         if f"{key}_adc" not in z.files:
             known = sorted(k[:-4] for k in z.files if k.endswith("_adc"))
             raise KeyError(f"{key!r}: expected one of {known}")
-        signal = (z[f"{key}_adc"].astype(np.float64) - z[f"{key}_baseline"]) / z[f"{key}_gain"]
+        adc = z[f"{key}_adc"]
+        signal = (adc.astype(np.float64) - z[f"{key}_baseline"]) / z[f"{key}_gain"]
+        if f"{key}_invalid" in z.files:
+            signal[adc == z[f"{key}_invalid"]] = np.nan
         return signal, float(z[f"{key}_fs"]), [str(n) for n in z[f"{key}_leads"]]
+
+
+def record_arrays(key: str, rec) -> dict[str, np.ndarray]:
+    """A wfdb record read with ``physical=False`` as the arrays ``load_record`` reads: the raw ADC samples in
+    the smallest integer type that holds them, per-lead gain and baseline, the rate and the lead names."""
+    adc = rec.d_signal
+    fits = [t for t in (np.int8, np.int16, np.int32) if np.iinfo(t).min <= adc.min() <= adc.max() <= np.iinfo(t).max]
+    return {
+        f"{key}_adc": adc.astype(fits[0]),
+        f"{key}_gain": np.asarray(rec.adc_gain, dtype=np.float64),
+        f"{key}_baseline": np.asarray(rec.baseline, dtype=np.float64),
+        f"{key}_fs": np.float64(rec.fs),
+        f"{key}_leads": np.asarray(rec.sig_name, dtype="U8"),
+    }
 
 
 def build(source: Path, out: Path = OTHERS) -> dict[str, np.ndarray]:
@@ -40,15 +59,7 @@ def build(source: Path, out: Path = OTHERS) -> dict[str, np.ndarray]:
 
     arrays: dict[str, np.ndarray] = {}
     for key, (folder, name, leads) in RECORDS.items():
-        rec = wfdb.rdrecord(str(source / folder / name), physical=False, channel_names=leads)
-        adc = rec.d_signal
-        arrays |= {
-            f"{key}_adc": adc.astype(np.int16 if np.abs(adc).max() < 2**15 else np.int32),
-            f"{key}_gain": np.asarray(rec.adc_gain, dtype=np.float64),
-            f"{key}_baseline": np.asarray(rec.baseline, dtype=np.float64),
-            f"{key}_fs": np.float64(rec.fs),
-            f"{key}_leads": np.asarray(rec.sig_name, dtype="U8"),
-        }
+        arrays |= record_arrays(key, wfdb.rdrecord(str(source / folder / name), physical=False, channel_names=leads))
     write_npz(out, arrays)
     return arrays
 

@@ -1,0 +1,266 @@
+"""The runtime's beat finder beside open QRS detectors, on the same signals in one run: wfdb's XQRS and
+gqrs, and NeuroKit2's methods (each with its own cleaning, as NeuroKit2 pairs them). NeuroKit2 is a
+benchmark extra (``pip install '.[dev]'``), never a runtime dependency; without it the table has the
+peers that are installed and says which are missing.
+
+Each detector gets the raw lead in mV at the recording's own rate and returns R-peak sample indices;
+detections are matched to the reference within 150 ms (ANSI/AAMI EC57). Speed is the total time each
+detector took over the same inputs, as a ratio to the runtime's, so it holds on a shared machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from ..runtime.preprocess import Preprocessing, r_peaks, resample
+from ..training.build_field import ANNOTATED, FIELD, PACED, load_annotations
+from ..training.build_others import load_record
+from ..training.synthetic import with_ventricular_beats
+from .detection import SYMBOL_CLASS, apply_condition, conditions, pct, record_100, score_detections
+from .generated import eight_bit, with_pacing_spikes
+from .markdown import table
+
+Detector = Callable[[np.ndarray, float], np.ndarray]
+OURS = "ecgae"
+NEUROKIT_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012")
+SPIKE_RATES = (125.0, 250.0, 360.0, 1000.0)
+QUICK_SECONDS = 300.0  # quick mode (tests): record 100's first 5 minutes
+
+
+@dataclass(frozen=True)
+class Input:
+    """One signal to find beats in: a lead in mV, its rate, the reference beats and their symbols."""
+
+    name: str
+    kind: str  # "annotated" (a real record as annotated) or "generated" (a condition made from one)
+    x: np.ndarray
+    fs: float
+    ref: np.ndarray
+    symbols: np.ndarray
+
+
+def xqrs(x: np.ndarray, fs: float) -> np.ndarray:
+    """wfdb's XQRS with its defaults."""
+    from wfdb import processing
+
+    logging.getLogger("wfdb").setLevel(logging.ERROR)
+    return np.asarray(processing.xqrs_detect(x, fs=fs, verbose=False), dtype=np.int64)
+
+
+def gqrs(x: np.ndarray, fs: float) -> np.ndarray:
+    """wfdb's gqrs (a port of PhysioNet's gqrs) with its defaults, the signal given in mV."""
+    from wfdb import processing
+
+    return np.asarray(processing.gqrs_detect(x, fs=fs), dtype=np.int64)
+
+
+def neurokit(method: str) -> Detector:
+    """NeuroKit2's ``ecg_peaks`` with ``method``, on the signal cleaned by ``ecg_clean`` with the same method
+    (the pairing NeuroKit2's ``ecg_process`` uses)."""
+    import neurokit2 as nk
+
+    def detect(x: np.ndarray, fs: float) -> np.ndarray:
+        clean = nk.ecg_clean(x, sampling_rate=int(round(fs)), method=method)
+        _, info = nk.ecg_peaks(clean, sampling_rate=int(round(fs)), method=method)
+        return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+
+    return detect
+
+
+def peers(prep: Preprocessing) -> tuple[dict[str, Detector], list[str]]:
+    """(name -> detector, the runtime's first; names of peers not installed)."""
+    found: dict[str, Detector] = {OURS: lambda x, fs: r_peaks(x, fs, prep)}
+    missing = []
+    try:
+        import wfdb  # noqa: F401
+
+        found |= {"wfdb xqrs": xqrs, "wfdb gqrs": gqrs}
+    except ImportError:
+        missing += ["wfdb xqrs", "wfdb gqrs"]
+    try:
+        import neurokit2  # noqa: F401
+
+        found |= {f"nk {m}": neurokit(m) for m in NEUROKIT_METHODS}
+    except ImportError:
+        missing += [f"nk {m}" for m in NEUROKIT_METHODS]
+    return found, missing
+
+
+def _beats(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    beat = np.array([s in SYMBOL_CLASS for s in symbols], dtype=bool)
+    return np.asarray(samples, dtype=np.int64)[beat], np.asarray(symbols)[beat]
+
+
+def annotated(quick: bool = False) -> Iterator[Input]:
+    """Every annotated MIT-BIH record the project ships: record 100 (MLII), 106, 118 and 200 (MLII) and 24
+    one-minute records (MLII, else V5); ``quick`` (for tests): record 100's first 5 minutes and the four
+    paced minutes only. (``ecgae detect-eval --peers RECORD...`` takes any other.)"""
+    leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
+    yield Input("mitdb 100 MLII", "annotated", leads["MLII"], fs, ann, sym)
+    for key in PACED if quick else ANNOTATED:
+        x, rate, names = load_record(key, FIELD)
+        name = key.split("_")[1] + (" (60 s, paced)" if key in PACED else " (60 s)" if key.endswith("_60s") else "")
+        yield Input(f"mitdb {name} {names[0]}", "annotated", x[:, 0], rate, *_beats(*load_annotations(key, FIELD)))
+
+
+def _record_100(seconds: float | None = None) -> tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]:
+    """Record 100's leads and annotated beats; with ``seconds``, cut midway between the last beat before
+    then and the next, so no beat is cut in half."""
+    leads, fs, ann, sym = record_100()
+    if seconds is None:
+        return leads, fs, ann, sym
+    k = int(np.searchsorted(ann, seconds * fs))
+    n = (ann[k - 1] + ann[k]) // 2
+    return {name: v[:n] for name, v in leads.items()}, fs, ann[:k], sym[:k]
+
+
+def generated(quick: bool = False) -> Iterator[Input]:
+    """Record 100 under the detector benchmark's stress conditions and synthetic ventricular beats, through
+    an 8-bit ADC (at 360 and 125 Hz), and with a pacemaker-like spike before every beat at 125-1000 Hz.
+    ``quick`` (for tests): the first 5 minutes, the 8-bit and spike conditions only."""
+    leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
+    for name, lead, change, value, seed in ([] if quick else conditions(quick)):
+        if change != "none":  # record 100 as recorded is an annotated input already
+            yield Input(f"100 {name}", "generated", *apply_condition(leads[lead], fs, ann, change, value, seed), sym)
+    for every, shape, width, size in ([] if quick else product((5, 2), ("up", "down", "bi"), (0.025, 0.04),
+                                                                 (0.7, 1.5, 3.0))):
+        x, ref, s = with_ventricular_beats(leads["MLII"], fs, ann, every, width, size, shape)
+        yield Input(f"100 MLII + V every {every}, {shape}, sd {width * 1e3:.0f} ms, x{size}", "generated",
+                    x, fs, ref, s)
+    for rate in (fs, 125.0):
+        x = leads["MLII"] if rate == fs else resample(leads["MLII"], fs, rate)
+        yield Input(f"100 MLII 8-bit at {rate:g} Hz", "generated", eight_bit(x), rate,
+                    np.round(ann * rate / fs).astype(np.int64), sym)
+    for rate in SPIKE_RATES:
+        x = leads["MLII"] if rate == fs else resample(leads["MLII"], fs, rate)
+        ref = np.round(ann * rate / fs).astype(np.int64)
+        yield Input(f"100 MLII + pacing spikes at {rate:g} Hz", "generated", with_pacing_spikes(x, rate, ref)[0],
+                    rate, ref, sym)
+
+
+def compare(inputs: Iterator[Input], detectors: dict[str, Detector]) -> list[dict]:
+    """Every detector on every input: Se, +P, FN, FP and seconds (a detector that raises scores nothing
+    and its error is kept)."""
+    rows = []
+    for inp in inputs:
+        row = {"input": inp.name, "kind": inp.kind, "fs": inp.fs, "seconds": inp.x.size / inp.fs,
+               "reference_beats": int(inp.ref.size), "detectors": {}}
+        for name, detect in detectors.items():
+            t0 = time.perf_counter()
+            try:
+                found = detect(inp.x, inp.fs)
+            except Exception as e:  # a peer's failure is a result of the comparison, not a crash of it
+                row["detectors"][name] = {"error": f"{type(e).__name__}: {e}"[:200],
+                                          "time_s": time.perf_counter() - t0}
+                continue
+            took = time.perf_counter() - t0
+            r = score_detections(inp.ref, found, inp.fs)
+            row["detectors"][name] = {k: r[k] for k in ("se", "ppv", "fn", "fp")} | {"time_s": took}
+        rows.append(row)
+    return rows
+
+
+def _best_peer(row: dict, key: str) -> tuple[str, float] | None:
+    scored = [(v[key], n) for n, v in row["detectors"].items() if n != OURS and v.get(key) is not None]
+    return (max(scored)[1], max(scored)[0]) if scored else None
+
+
+def shortfalls(rows: list[dict]) -> list[dict]:
+    """Inputs where the runtime's Se or +P is below the best peer's on that input."""
+    out = []
+    for row in rows:
+        ours = row["detectors"].get(OURS, {})
+        for key in ("se", "ppv"):
+            best = _best_peer(row, key)
+            if best and ours.get(key) is not None and ours[key] < best[1]:
+                out.append({"input": row["input"], "measure": key, "ecgae": ours[key], "best_peer": best[0],
+                            "best": best[1]})
+    return out
+
+
+def summary(rows: list[dict], names: list[str]) -> dict[str, dict]:
+    """Per detector over all inputs: pooled Se and +P, the inputs it failed on, and its time as a ratio to
+    the runtime's over the same inputs."""
+    out = {}
+    for name in names:
+        ok = [r for r in rows if "se" in r["detectors"].get(name, {})]
+        tp = sum(r["reference_beats"] - r["detectors"][name]["fn"] for r in ok)
+        fn = sum(r["detectors"][name]["fn"] for r in ok)
+        fp = sum(r["detectors"][name]["fp"] for r in ok)
+        t = sum(r["detectors"][name]["time_s"] for r in ok)
+        t_ours = sum(r["detectors"][OURS]["time_s"] for r in ok if "time_s" in r["detectors"].get(OURS, {}))
+        out[name] = {"inputs": len(ok), "failed": len(rows) - len(ok), "se": tp / max(tp + fn, 1),
+                     "ppv": tp / max(tp + fp, 1), "time_s": t, "time_vs_ecgae": t / t_ours if t_ours else None}
+    return out
+
+
+def speed(detectors: dict[str, Detector], repeats: int = 3, seconds: float | None = None) -> dict[str, dict]:
+    """Seconds each detector takes on the raw record 100 (MLII; all 30 minutes unless ``seconds``) on one
+    core, best of ``repeats``, and as a ratio to the runtime's (> 1: slower than ecgae)."""
+    leads, fs, _, _ = _record_100(seconds)
+    best = {}
+    for name, detect in detectors.items():
+        detect(leads["MLII"][: int(10 * fs)], fs)  # warm-up: imports, filter design
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            detect(leads["MLII"], fs)
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times)
+    return {"signal_seconds": leads["MLII"].size / fs, "repeats": repeats,
+            "detectors": {n: {"seconds": t, "vs_ecgae": t / best[OURS]} for n, t in best.items()}}
+
+
+def default_inputs(quick: bool = False) -> list[Input]:
+    """Every annotated input, then every generated one."""
+    return list(annotated(quick)) + list(generated(quick))
+
+
+def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False) -> dict:
+    """The peer comparison: every installed detector on every input, and their speed on record 100 (quick:
+    its first 5 minutes, once)."""
+    detectors, missing = peers(prep)
+    rows = compare(iter(inputs), detectors)
+    return {"match_window_s": 0.15, "detectors": list(detectors), "missing": missing, "rows": rows,
+            "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows),
+            "speed_record_100": speed(detectors, 1 if quick else 3, QUICK_SECONDS if quick else None)}
+
+
+def _cell(v: dict) -> str:
+    return "error" if "error" in v else f"{pct(v['se'])} / {pct(v['ppv'])}"
+
+
+def markdown(d: dict) -> list[str]:
+    """The peer comparison as Markdown lines: per input Se / +P of every detector, the pooled summary with
+    speed ratios, and where the runtime is below the best peer."""
+    names = d["detectors"]
+    rows = [[r["input"], f"{r['fs']:g}", str(r["reference_beats"]), *(_cell(r["detectors"][n]) for n in names)]
+            for r in d["rows"]]
+    s = d["summary"]
+    sp = d["speed_record_100"]
+    v = sp["detectors"]
+    pooled = [[n, str(s[n]["inputs"]), str(s[n]["failed"]), pct(s[n]["se"]), pct(s[n]["ppv"]),
+               f"{s[n]['time_s']:.2f}", "-" if s[n]["time_vs_ecgae"] is None else f"{s[n]['time_vs_ecgae']:.2f}",
+               f"{v[n]['seconds']:.3f}", f"{v[n]['vs_ecgae']:.2f}"] for n in names]
+    lines = ["## Beat finding beside open detectors", "",
+             f"Se % / +P % within {d['match_window_s'] * 1e3:.0f} ms of the reference (EC57), every detector on "
+             "the same raw lead at the recording's rate, in one run.", "",
+             *table(["input", "Hz", "beats", *names], rows), "",
+             "Pooled over all inputs; time is each detector's total over the inputs it scored, and its ratio to "
+             "the runtime's over the same inputs (> 1: slower than ecgae); then the raw record 100 (MLII, "
+             f"{sp['signal_seconds'] / 60:.0f} min) on one core, best of {sp['repeats']}, in the same run:", "",
+             *table(["detector", "inputs", "failed", "Se %", "+P %", "seconds", "time / ecgae", "100: s",
+                     "100: time / ecgae"], pooled)]
+    if d["missing"]:
+        lines += ["", f"Not installed, so not compared: {', '.join(d['missing'])}."]
+    short = [[f["input"], "Se" if f["measure"] == "se" else "+P", pct(f["ecgae"]), pct(f["best"]), f["best_peer"]]
+             for f in d["shortfalls"]]
+    lines += ["", f"Where ecgae is below the best peer ({len(short)} of {2 * len(d['rows'])} figures):", ""]
+    lines += table(["input", "measure", "ecgae %", "best peer %", "best peer"], short) if short else ["none"]
+    return lines
