@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if deploy is not None:
         plot_examples(root / "bundles" / deploy, root / "examples.png")
     chapter = root / "bundles" / runs[0].name
+    wearer_bundle = root / "bundles" / next((r.name for r in runs if r.train_classes == ["N"]), runs[0].name)
+    sections = real_recordings(wearer_bundle, root, args.quick)
     raw = raw_signal_demo(chapter)
     print(f"\nraw signal -> runtime: {raw['beats_found']} beats found in {raw['signal_seconds']:.0f} s of ECG "
           f"({raw['annotated_beats_found']:.1%} of annotated beats) in {raw['processing_seconds']:.2f} s; "
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
 
     uses = evaluate_uses(runs, root, args.quick)
     summary = {"wall_seconds": time.perf_counter() - t0, "train_seconds": t_train, "trained": trained,
-               "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw, "uses": uses}
+               "quick": args.quick, "runs": [asdict(r) for r in runs], "raw_signal": raw, "uses": uses,
+               "sections": sections}
     write_json(root / "demo.json", summary | {"evaluation": results})
     from .report import write_report
 
@@ -195,6 +198,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.results or args.readme:
         publish(root, args.results, args.readme, results, summary, manifests)
     return 0
+
+
+def real_recordings(bundle: Path, root: Path, quick: bool) -> list[str]:
+    """The report's sections on real recordings of other people and devices, with the wearer's bundle: beat
+    classes as EC57 reports them (real annotated records and GENERATED ectopy), the field table, and the
+    bundle's C on an emulated Cortex-M4F when its toolchain is installed (``make mcu``)."""
+    from .benchmarks.mcu import report_section as mcu_section
+    from .evaluation.ec57_report import report_section as ec57_section
+    from .evaluation.ec57_report import stored_recordings
+    from .evaluation.field import markdown as field_markdown
+    from .evaluation.field import write_field_table
+    from .runtime import Model
+
+    print("\nBeat classes (EC57) on real annotated records and generated ectopy:")
+    model = Model.load(bundle)
+    records = stored_recordings(() if quick else ("mitdb_106", "mitdb_118", "mitdb_200"))
+    ec57 = ec57_section(model, root / "ec57", records, **({"burdens": (0.2,), "patterns": ("bigeminy",),
+                                                           "leads": ("MLII",)} if quick else {}))
+    sections = [f"## Beat classes (ANSI/AAMI EC57), bundle `{bundle.name}`\n\n{ec57.replace('](', '](ec57/')}"]
+    if not quick:
+        print("\nField table (other people's and devices' recordings):")
+        sections.append("\n".join(field_markdown(write_field_table(model, root / "field"))))
+    sections.append(mcu_section([bundle], root / "mcu"))
+    return sections
 
 
 def publish(root: Path, results_page: Path | None, readme: Path | None, results: dict, summary: dict,

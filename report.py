@@ -137,6 +137,7 @@ def write_report(root: Path, runs, manifests: dict, results: dict, summary: dict
     from .evaluation.cross import demo_markdown
 
     parts += [section for section in [demo_markdown(root)] if section]
+    parts += summary.get("sections", [])
     parts += quality_section()
     if "uses" in summary:
         from .evaluation.uses import uses_section
