@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime import Model
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
-from . import detection, edge, memory, monitor, overhead, parity, report, roofline, serving, targets
+from . import detection, edge, memory, monitor, overhead, parity, qrs_peers, report, roofline, serving, targets
 from .machine import describe_machine, versions
 from .measure import FULL, QUICK, Settings, measure_peers
 from .peers import DESCRIPTIONS, Peer, ort_peer, runtime_peer, torch_peer
@@ -150,6 +150,7 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         log("Beat detection: record-100 conditions, synthetic ventricular beats, XQRS agreement, raw -> scores")
         with timed(seconds, "detector"):
             detector = detection.measure(model, quick)
+            detector["peers"] = qrs_peers.measure(model.preprocessing, qrs_peers.default_inputs(quick), quick)
         log("Streaming monitor: latency and cost per block size, soak")
         with timed(seconds, "monitor"):
             streaming = monitor.measure(model, quick)

@@ -223,9 +223,6 @@ def measure(model, quick: bool = False) -> dict:
         out["agreement"] = xqrs_agreement(prep)
     except InputError as e:
         out["agreement_skipped"] = str(e)
-    from . import qrs_peers  # it builds on this module
-
-    out["peers"] = qrs_peers.measure(prep, qrs_peers.default_inputs(quick), quick)
     return out
 
 
@@ -268,10 +265,6 @@ def markdown(d: dict) -> list[str]:
                           "Se / +P vs consensus %"], agreement)]
     else:
         lines += ["", f"Agreement with XQRS not measured: {d['agreement_skipped']}"]
-    if "peers" in d:
-        from .qrs_peers import markdown as peers_markdown
-
-        lines += ["", *peers_markdown(d["peers"])]
     s = d["speed"]
     lines += ["", f"Raw 30-minute record -> beats -> scores on one core: {s['beats']} beats in "
               f"{s['best_seconds'] * 1e3:.0f} ms (best of {s['repeats']}; finding, judging and cutting the beats "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.io import atomic_write_bytes
-from . import detection, edge, monitor, serving
+from . import detection, edge, monitor, qrs_peers, serving
 from .markdown import table
 from .ratios import COMPARISONS, find
 
@@ -153,6 +153,7 @@ def markdown(r: dict, image: str | None = None) -> str:
              "activations.)", "",
              *(edge.markdown(r["edge"]) + [""] if r.get("edge") else []),
              *(detection.markdown(r["detector"]) + [""] if "detector" in r else []),
+             *(qrs_peers.markdown(r["detector"]["peers"]) + [""] if "peers" in r.get("detector", {}) else []),
              *(monitor.markdown(r["monitor"]) + [""] if "monitor" in r else []),
              *(serving.markdown(r["serving"]) + [""] if "serving" in r else []),
              "## Settings", "", *_settings(r), ""]
