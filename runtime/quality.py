@@ -153,8 +153,11 @@ def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = Non
             activity[i : i + CHUNK] = np.where(relative <= 1e-9, 0.0, relative * peak[:, 0])
         spectrum = np.fft.rfft(d * grid.hann, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
+        moves = np.abs(np.diff(w, axis=1))  # the holds and the quantisation step both tests judge against
+        step = _step(moves)
+        coarse = _coarse(moves, step)
         for name, bad in (("noise", _noise(d, power, grid)), ("mains", _mains(power, grid)),
-                          ("flat", _held(w, fs)), ("clipped", _clipped(w, fs))):
+                          ("flat", _held(moves, fs, coarse)), ("clipped", _clipped(w, fs, step, coarse))):
             reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not
             # "noise"; a value held at the segment's extreme is "clipped", not "flat"
     past = np.zeros(0) if past_activity is None else np.asarray(past_activity, dtype=np.float64)
@@ -232,24 +235,23 @@ def _has_run(mask: np.ndarray, k: int, edge: np.ndarray | None = None) -> np.nda
     return full.any(axis=1)
 
 
-def _clipped(w: np.ndarray, fs: float) -> np.ndarray:
+def _clipped(w: np.ndarray, fs: float, step: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     """The trace stays at its extreme (within 0.1 % of its span) for PLATEAU_S with an abrupt edge, as at a
     rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither,
     and nor is an extreme that lies at the trace's resting level (``REST``). The long test looks at the trace
     without single-sample overshoots (``_median3``); the short one not, as a median filter flattens a noisy
-    trough into a short plateau of its own."""
+    trough into a short plateau of its own. ``step`` and ``coarse``: see ``_step`` and ``_coarse``."""
     plateau = max(3, int(round(PLATEAU_S * fs)))
     long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
-    step, coarse = EDGE_STEPS * _step(w), _coarse(w)
-    return (_at_extreme(w, plateau, np.maximum(ABRUPT * np.ptp(w, axis=1), step), coarse)
-            | _at_extreme(_median3(w), long, step, coarse))
+    edge = EDGE_STEPS * step
+    return (_at_extreme(w, plateau, np.maximum(ABRUPT * np.ptp(w, axis=1), edge), coarse)
+            | _at_extreme(_median3(w), long, edge, coarse))
 
 
-def _step(w: np.ndarray) -> np.ndarray:
-    """Per row: the quantisation step, estimated as the smallest non-zero difference between samples (one ADC
-    code; near zero for a fine or resampled trace)."""
-    d = np.abs(np.diff(w, axis=1))
-    return np.where(d > 0, d, np.inf).min(axis=1, initial=np.inf)
+def _step(moves: np.ndarray) -> np.ndarray:
+    """Per row: the quantisation step, estimated as the smallest non-zero difference between samples (``moves``:
+    their absolute differences; one ADC code; near zero for a fine or resampled trace)."""
+    return np.where(moves > 0, moves, np.inf).min(axis=1, initial=np.inf)
 
 
 def _at_extreme(w: np.ndarray, k: int, edge: np.ndarray, coarse: np.ndarray) -> np.ndarray:
@@ -266,14 +268,14 @@ def _at_extreme(w: np.ndarray, k: int, edge: np.ndarray, coarse: np.ndarray) -> 
     return out & (span[:, 0] > 0)
 
 
-def _coarse(w: np.ndarray) -> np.ndarray:
+def _coarse(moves: np.ndarray, step: np.ndarray) -> np.ndarray:
     """Per row: most of the trace's smallest moves (at most EDGE_STEPS quantisation steps) are no move at all,
     so its resolution is coarser than its quiet movement (``COARSE``). The longest hold is left out: it is
     what the dropout test judges."""
-    d = np.abs(np.diff(w, axis=1))
-    longest = _longest_run(d == 0)
-    small = (d <= EDGE_STEPS * _step(w)[:, None]).sum(axis=1) - longest
-    return (d == 0).sum(axis=1) - longest > COARSE * np.maximum(small, 1)
+    still = moves == 0
+    longest = _longest_run(still)
+    small = (moves <= EDGE_STEPS * step[:, None]).sum(axis=1) - longest
+    return still.sum(axis=1) - longest > COARSE * np.maximum(small, 1)
 
 
 def _longest_run(mask: np.ndarray) -> np.ndarray:
@@ -293,11 +295,11 @@ def _median3(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def _held(w: np.ndarray, fs: float) -> np.ndarray:
+def _held(moves: np.ndarray, fs: float, coarse: np.ndarray) -> np.ndarray:
     """One value held for a long run: a dropout (no activity at all is ``_weak``'s), where the resolution is
-    fine enough for a live trace to move between samples (``COARSE``): a low-resolution recording holds its
-    baseline between beats, and there a held value says nothing."""
-    return _has_run(np.diff(w, axis=1) == 0, max(3, int(round(HOLD_S * fs))) - 1) & ~_coarse(w)
+    fine enough for a live trace to move between samples (not ``coarse``): a low-resolution recording holds
+    its baseline between beats, and there a held value says nothing."""
+    return _has_run(moves == 0, max(3, int(round(HOLD_S * fs))) - 1) & ~coarse
 
 
 def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
