@@ -247,7 +247,7 @@ class Model:
         if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
             raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
         end = None if seconds is None else int(round(seconds * fs))
-        base = _concat(c if end is None else c.take(c.r_peak < end) for c, _ in self._cuts(signal, fs))
+        base = _concat(c if end is None else c.take(c.r_peak < end) for c, _ in self._cuts(_raw(signal), fs))
         return wearer.calibrate_cut(self, base, score, false_alarm_rate)
 
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
@@ -274,9 +274,10 @@ class Model:
         return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, wearer.paced_label(label, paced),
                             template, paced, gap_spans(x))
 
-    def _cuts(self, signal: object, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
-        """(beats, pacemaker spikes) of the recording a chunk at a time (``gaps.cut_pieces``)."""
-        return cut_pieces(_raw(signal), fs, self.preprocessing)
+    def _cuts(self, x: np.ndarray, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
+        """(beats, pacemaker spikes) of a raw recording (``_raw``'s copy, despiked in place) a chunk at a time
+        (``gaps.cut_pieces``)."""
+        return cut_pieces(x, fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can

@@ -153,7 +153,6 @@ class WearerProfile:
             (all(np.isfinite(a).all() for a in arrays), "arrays", "finite values", "NaN/Inf"),
             (all(math.isfinite(self.feature_center[f]) and self.feature_scale[f] > 0 for f in FEATURES),
              "feature_scale", "finite centres and scales > 0", self.feature_scale),
-
         ]
         for ok, name, expected, received in problems:
             if not ok:
@@ -296,17 +295,16 @@ def score_batch(model, beats: object, rr: object, profile: WearerProfile | None,
     profile when None), flagged when ectopic (S or V); without a profile, the reconstruction MSE against the
     bundle's threshold, every beat labelled Q. Unusable beats get NaN, Q and no flag. ``Model.analyze`` and
     the streaming ``Monitor`` both score through this one function."""
-    n = len(validate.as_beats(beats, model.input_length))
+    x = validate.as_beats(beats, model.input_length)
+    n = len(x)
     if profile is None:
         limit = model.decision_threshold()
-        x = validate.as_beats(beats, model.input_length)
-        scores, z = _usable_only(model, len(x), usable, lambda keep: model.score_and_encode(x[keep]))
+        scores, z = _usable_only(model, n, usable, lambda keep: model.score_and_encode(x[keep]))
         with np.errstate(invalid="ignore"):
             flags = scores > limit
         return Scored(scores, z, flags, limit, np.full(n, "Q"), np.full(n, -1, dtype=np.int64))
-    scores, z = score_beats(model, beats, rr, profile, rr_history, usable, next_gap)
+    scores, z = score_beats(model, x, rr, profile, rr_history, usable, next_gap)
     book_ = templates if templates is not None else book(model, profile)
-    x = validate.as_beats(beats, model.input_length)
     label, template = book_.classify(x[:, 0, :], None if rr is None else _as_rr(rr, n),
                                      np.ones(n, dtype=bool) if usable is None else np.asarray(usable))
     return Scored(scores, z, (label == "S") | (label == "V"), profile.threshold, label, template)
