@@ -69,7 +69,7 @@ class Monitor:
         self._rr_history = np.zeros(0)
         self._book = None  # the recording's templates, carried from push to push as analyze carries them
         self._despiker: pacing.Despiker | None = None  # the current piece's (pacemaker spikes out first)
-        self.spikes: list[int] = []  # first sample of each pacemaker spike found, as stream indices
+        self._spikes = np.zeros(0, np.int64)  # pacemaker spikes (stream indices) that may still pace a beat to come
 
     @property
     def enrolling(self) -> bool:
@@ -134,7 +134,7 @@ class Monitor:
     def _shifted(self, got: StreamBeats, final: bool) -> list[BeatEvent]:
         """Events of a piece's settled beats, their R peaks as stream indices."""
         if self._despiker is not None:
-            self.spikes += [s + self._offset for s in self._despiker.spikes]
+            self._spikes = np.r_[self._spikes, np.array(self._despiker.spikes, dtype=np.int64) + self._offset]
             self._despiker.spikes = []
         if self._offset:
             got = StreamBeats(*(got.r_peak + self._offset if k == "r_peak" else getattr(got, k)
@@ -158,7 +158,9 @@ class Monitor:
                                got.next_gap, self._book)
         self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
         lag = got.latency / self.fs
-        paced = pacing.paced(got.r_peak, np.array(self.spikes, dtype=np.int64), self.fs)
+        paced = pacing.paced(got.r_peak, self._spikes, self.fs)
+        # beats settle in order: a spike further back than PACED_S from the last one reported paces none to come
+        self._spikes = self._spikes[self._spikes >= got.r_peak[-1] - pacing.PACED_S * self.fs]
         label = wearer.paced_label(s.label, paced)
         return [BeatEvent(int(got.r_peak[i]), float(s.score[i]), bool(s.flag[i]), s.z[i], float(got.rr[i]),
                           float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(label[i]), int(s.template[i]),
