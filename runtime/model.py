@@ -259,20 +259,20 @@ class Model:
             profile.check_bundle(wearer.model_graphs(self), self.input_length, self.latent_dim)
         x, fs = _raw(signal), validate.sample_rate(fs)
         book = None if profile is None else wearer.book(self, profile)  # carried from chunk to chunk
-        parts, spikes, history, limit = [], [], np.zeros(0), None
+        parts, spikes, history, limit = [], np.zeros(0, np.int64), np.zeros(0), None
         for cut, found in self._cuts(x, fs):
-            spikes.append(found)
+            spikes = np.r_[spikes, found]  # a piece's spikes come before its beats
             if cut.r_peak.size == 0:
                 continue
+            paced = pacing.paced(cut.r_peak, spikes, fs)
             s = wearer.score_batch(self, cut.beats, cut.rr, profile, history, usable=cut.usable,
-                                   next_gap=cut.next_gap, templates=book)
+                                   next_gap=cut.next_gap, templates=book, paced=paced)
             history = np.concatenate((history, cut.rr))[-wearer.RR_HISTORY :]  # prematurity looks back 8 RR
             limit = s.threshold
-            parts.append((cut.r_peak, cut.rr, s.z, s.score, s.flag, cut.usable, cut.reason, s.label, s.template))
-        r_peak, rr, z, scores, flags, usable, reason, label, template = (np.concatenate(c) for c in zip(*parts))
-        paced = pacing.paced(r_peak, np.concatenate(spikes), fs)
-        return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, wearer.paced_label(label, paced),
-                            template, paced, gap_spans(x))
+            parts.append((cut.r_peak, cut.rr, s.z, s.score, s.flag, cut.usable, cut.reason, s.label, s.template,
+                          paced))
+        r_peak, rr, z, scores, flags, usable, reason, label, template, paced = (np.concatenate(c) for c in zip(*parts))
+        return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, label, template, paced, gap_spans(x))
 
     def _cuts(self, x: np.ndarray, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
         """(beats, pacemaker spikes) of a raw recording (``_raw``'s copy, despiked in place) a chunk at a time

@@ -154,16 +154,15 @@ class Monitor:
             return []
         if self.profile is not None and self._book is None:
             self._book = wearer.book(self.model, self.profile)
-        s = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history, got.usable,
-                               got.next_gap, self._book)
-        self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
-        lag = got.latency / self.fs
         paced = pacing.paced(got.r_peak, self._spikes, self.fs)
         # beats settle in order: a spike further back than PACED_S from the last one reported paces none to come
         self._spikes = self._spikes[self._spikes >= got.r_peak[-1] - pacing.PACED_S * self.fs]
-        label = wearer.paced_label(s.label, paced)
+        s = wearer.score_batch(self.model, got.beats, got.rr, self.profile, self._rr_history, got.usable,
+                               got.next_gap, self._book, paced)
+        self._rr_history = np.r_[self._rr_history, got.rr][-wearer.RR_HISTORY :]
+        lag = got.latency / self.fs
         return [BeatEvent(int(got.r_peak[i]), float(s.score[i]), bool(s.flag[i]), s.z[i], float(got.rr[i]),
-                          float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(label[i]), int(s.template[i]),
+                          float(lag[i]), bool(got.usable[i]), str(got.reason[i]), str(s.label[i]), int(s.template[i]),
                           bool(paced[i]))
                 for i in range(len(got.r_peak))]
 

@@ -282,19 +282,15 @@ def score_beats(model, beats: object, rr: object, profile: WearerProfile, rr_his
     return _usable_only(model, len(x), usable, score)
 
 
-def paced_label(label: np.ndarray, paced: np.ndarray) -> np.ndarray:
-    """Labels with a paced beat of the wearer's normal shape as "/" (AAMI's paced class, not an ectopic one)."""
-    return np.where(paced & (label == "N"), "/", label)
-
-
 def score_batch(model, beats: object, rr: object, profile: WearerProfile | None, rr_history: object = None,
                 usable: np.ndarray | None = None, next_gap: np.ndarray | None = None,
-                templates: beatclass.Book | None = None) -> Scored:
+                templates: beatclass.Book | None = None, paced: np.ndarray | None = None) -> Scored:
     """Scores, latents, classes and flags of a batch of beats: with a profile, the wearer-relative score and
     the beat classes of ``templates`` (the recording's book, carried from batch to batch; a new one from the
-    profile when None), flagged when ectopic (S or V); without a profile, the reconstruction MSE against the
-    bundle's threshold, every beat labelled Q. Unusable beats get NaN, Q and no flag. ``Model.analyze`` and
-    the streaming ``Monitor`` both score through this one function."""
+    profile when None), flagged when ectopic (S or V), a ``paced`` beat of the normal shape labelled "/" (AAMI's
+    paced class, not an ectopic one); without a profile, the reconstruction MSE against the bundle's threshold,
+    every beat labelled Q. Unusable beats get NaN, Q and no flag. ``Model.analyze`` and the streaming
+    ``Monitor`` both score through this one function."""
     x = validate.as_beats(beats, model.input_length)
     n = len(x)
     if profile is None:
@@ -307,7 +303,10 @@ def score_batch(model, beats: object, rr: object, profile: WearerProfile | None,
     book_ = templates if templates is not None else book(model, profile)
     label, template = book_.classify(x[:, 0, :], None if rr is None else _as_rr(rr, n),
                                      np.ones(n, dtype=bool) if usable is None else np.asarray(usable))
-    return Scored(scores, z, (label == "S") | (label == "V"), profile.threshold, label, template)
+    flag = (label == "S") | (label == "V")
+    if paced is not None:
+        label = np.where(paced & (label == "N"), "/", label)
+    return Scored(scores, z, flag, profile.threshold, label, template)
 
 
 @dataclass(frozen=True)
