@@ -71,9 +71,10 @@ def add_int8(tmp: Path, run: Path, cfg: dict, fp32: dict[str, bytes], manifest: 
     train_latents = next(iter(run_graph(fp32_files["encoder"], {"x": train_beats}, chunks=(1024,)).values()))
     log(f"Quantizing to INT8 (static QDQ), calibrated on {len(train_beats)} training beats and their latents")
     q = quantize_pair(fp32, train_beats, train_latents, val_beats, metadata, log)
-    files = {name: tmp / f"{name}.int8.onnx" for name in fp32}
-    for name, path in files.items():
-        atomic_write_bytes(path, q.graphs[name])
+    files = {name: fp32_files[name] if name in q.fp32_graphs else tmp / f"{name}.int8.onnx" for name in fp32}
+    for name in fp32:
+        if name not in q.fp32_graphs:  # a graph kept FP32 whole is the bundle's own file, not a copy
+            atomic_write_bytes(files[name], q.graphs[name])
     parity = _parity(files["encoder"], files["decoder"], beats, latents, expected, None)
     fp32_out = bundle_outputs(fp32_files["encoder"], fp32_files["decoder"], beats, latents)
     parity["vs_fp32"], _ = bundle_parity(files["encoder"], files["decoder"], beats, latents, fp32_out, 1.0)
@@ -86,7 +87,8 @@ def add_int8(tmp: Path, run: Path, cfg: dict, fp32: dict[str, bytes], manifest: 
                                 else " (unlabelled: all of them)") + ", scored by the INT8 graphs")
     log(f"INT8: validation reconstruction MSE {q.val_mse['fp32']:.4g} -> {q.val_mse['int8']:.4g} "
         f"({q.val_mse['change']:+.2%}); per-tensor weights: "
-        f"{[w for ws in q.per_tensor_weights.values() for w in ws] or 'none'}; FP32 nodes: {q.fp32_nodes or 'none'}; "
+        f"{[w for ws in q.per_tensor_weights.values() for w in ws] or 'none'}; FP32 graphs: {q.fp32_graphs or 'none'}; "
+        f"FP32 nodes: {q.fp32_nodes or 'none'}; "
         f"threshold {manifest['anomaly']['threshold']:.4g} -> {anomaly['threshold']:.4g}")
     return {"precision": "int8", "format": "onnx",
             "graphs": {name: _entry(path, manifest["graphs"][name]) for name, path in files.items()},
@@ -98,7 +100,7 @@ def add_int8(tmp: Path, run: Path, cfg: dict, fp32: dict[str, bytes], manifest: 
                              "calibration": f"min/max over {len(train_beats)} training-split beats (encoder) and "
                                             "their FP32 latents (decoder)",
                              "min_weights_per_channel": MIN_WEIGHTS_PER_CHANNEL, "min_scale_share": MIN_SCALE_SHARE,
-                             "per_tensor_weights": q.per_tensor_weights,
+                             "per_tensor_weights": q.per_tensor_weights, "fp32_graphs": q.fp32_graphs,
                              "fp32_nodes": q.fp32_nodes, "mse_budget": MSE_BUDGET,
                              "validation": {"beats": len(val_beats), "recon_mse": q.val_mse}, "trials": q.trials},
             "anomaly": anomaly,

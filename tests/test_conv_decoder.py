@@ -68,10 +68,13 @@ def test_conv_run_exports_with_batchnorm_folded_and_parity(tmp_path, kind, arch)
     if "int8" in manifest.get("variants", {}):  # the flattened head quantises like the rest: no layer left FP32
         q = manifest["variants"]["int8"]["quantization"]
         assert q["fp32_nodes"] == [] and q["validation"]["recon_mse"]["change"] <= q["mse_budget"]
-        nodes = onnx.load(bundle / "encoder.int8.onnx").graph.node
-        made_by = {o: n.op_type for n in nodes for o in n.output}
-        head = [n for n in nodes if n.op_type in ("Gemm", "MatMul")]
-        assert head and all(made_by.get(n.input[1]) == "DequantizeLinear" for n in head)  # 400-wide head in int8
+        for name, entry in manifest["variants"]["int8"]["graphs"].items():  # each graph INT8, or FP32 whole
+            nodes = onnx.load(bundle / entry["file"]).graph.node
+            made_by = {o: n.op_type for n in nodes for o in n.output}
+            weighted = [n for n in nodes if n.op_type in ("Gemm", "MatMul", "Conv", "ConvTranspose")]
+            quantized = {made_by.get(n.input[1]) == "DequantizeLinear" for n in weighted}
+            assert quantized == {name not in q["fp32_graphs"]}, (name, q["fp32_graphs"])
+            assert (entry["file"] == manifest["graphs"][name]["file"]) == (name in q["fp32_graphs"])
     ops = {n.op_type for n in onnx.load(bundle / "decoder.onnx").graph.node}
     assert "BatchNormalization" not in ops and ops <= QUANTISABLE and {"ConvTranspose", "Conv"} <= ops
     encoder_ops = {n.op_type for n in onnx.load(bundle / "encoder.onnx").graph.node}

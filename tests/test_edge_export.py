@@ -26,14 +26,46 @@ def _weights_quantized(graph: bytes) -> dict[str, bool]:
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
 def test_int8_within_budget_keeps_no_layer_fp32(bundles, kind):
+    """No layer is kept FP32 for accuracy; the small encoder is kept FP32 whole (its INT8 form is larger), as
+    the bundle's own file; every weight of the decoder is INT8 and its outputs moved."""
     m = json.loads((bundles[kind] / "manifest.json").read_text())
-    q = m["variants"]["int8"]["quantization"]
+    v = m["variants"]["int8"]
+    q = v["quantization"]
     assert q["fp32_nodes"] == [] and q["validation"]["recon_mse"]["change"] <= q["mse_budget"]
-    for name in ("encoder", "decoder"):
-        flags = _weights_quantized((bundles[kind] / f"{name}.int8.onnx").read_bytes())
-        assert flags and all(flags.values()), flags
-    assert m["variants"]["int8"]["parity"]["vs_fp32"]["levels"]["enable_all"]["encoder." + ("z" if kind == "ae"
-                                                                                           else "mu")]["max_abs"] > 0
+    assert q["fp32_graphs"] == ["encoder"]
+    same = ("file", "sha256")
+    assert [v["graphs"]["encoder"][k] for k in same] == [m["graphs"]["encoder"][k] for k in same]
+    assert not (bundles[kind] / "encoder.int8.onnx").exists()
+    flags = _weights_quantized((bundles[kind] / "decoder.int8.onnx").read_bytes())
+    assert flags and all(flags.values()), flags
+    levels = v["parity"]["vs_fp32"]["levels"]["enable_all"]
+    assert levels["decoder.x_hat"]["max_abs"] > 0
+
+
+def _int8_forms(bundle) -> tuple[dict[str, bytes], dict[str, bytes], np.ndarray, np.ndarray]:
+    """The FP32 graphs, their INT8 forms before any layer is kept FP32 (per channel, per tensor where the rule
+    says so), the reference beats and their latents."""
+    x = np.load(bundle / "reference.npz")["x"]
+    z = run_graph(bundle / "encoder.onnx", {"x": x})["z"]
+    fp32 = {name: (bundle / f"{name}.onnx").read_bytes() for name in ("encoder", "decoder")}
+    forms = {}
+    for name, (inp, data) in {"encoder": ("x", x), "decoder": ("z", z)}.items():
+        per_channel = quantize.quantize_graph(fp32[name], inp, data, [], {})
+        forms[name] = quantize.quantize_graph(fp32[name], inp, data, [], {}, quantize.per_tensor_weights(per_channel))
+    return fp32, forms, x, z
+
+
+def test_a_graph_stays_fp32_whole_exactly_when_its_int8_form_is_not_smaller(bundles, monkeypatch):
+    fp32, forms, x, z = _int8_forms(bundles["ae"])
+    q = quantize.quantize_pair(fp32, x, z, x, lambda name: {}, log=lambda *_: None)
+    assert q.fp32_graphs == [name for name in fp32 if len(forms[name]) >= len(fp32[name])]
+    assert q.fp32_graphs, {name: (len(forms[name]), len(fp32[name])) for name in fp32}
+    for name in fp32:
+        assert (q.graphs[name] == fp32[name]) == (name in q.fp32_graphs)
+    monkeypatch.setattr(quantize, "MSE_BUDGET", -1.0)  # the greedy search never reaches into a whole FP32 graph
+    q = quantize.quantize_pair(fp32, x, z, x, lambda name: {}, log=lambda *_: None)
+    kept = {n for name in q.fp32_graphs for n in quantize.compute_nodes(fp32[name])}
+    assert kept and not kept & set(q.fp32_nodes)
 
 
 def test_a_layer_stays_fp32_only_when_the_measurement_says_so(bundles, monkeypatch):
@@ -43,11 +75,15 @@ def test_a_layer_stays_fp32_only_when_the_measurement_says_so(bundles, monkeypat
     z = run_graph(b / "encoder.onnx", {"x": x})["z"]
     monkeypatch.setattr(quantize, "MSE_BUDGET", -1.0)  # no INT8 graph can meet it: every step must be measured
     q = quantize.quantize_pair(fp32, x, z, x, lambda name: {}, log=lambda *_: None)
-    assert q.fp32_nodes, "an unreachable budget keeps at least the most helpful layer FP32"
+    singles = {t["fp32_nodes"][0]: t["val_mse_change"] for t in q.trials if len(t["fp32_nodes"]) == 1}
+    assert set(singles) == {n for name in fp32 if name not in q.fp32_graphs for n in quantize.compute_nodes(fp32[name])}
+    if not q.fp32_nodes:  # the search stopped because keeping no single layer FP32 came closer to FP32's MSE
+        assert min(singles.values()) >= q.trials[0]["val_mse_change"], q.trials
     changes = [t["val_mse_change"] for t in q.trials if t["fp32_nodes"] in ([], *[q.fp32_nodes[:i + 1]
                                                                                    for i in range(len(q.fp32_nodes))])]
     assert changes == sorted(changes, reverse=True) and len(set(changes)) == len(changes)  # each step helped
-    flags = {**_weights_quantized(q.graphs["encoder"]), **_weights_quantized(q.graphs["decoder"])}
+    flags = {n: quantized for name in fp32 if name not in q.fp32_graphs
+             for n, quantized in _weights_quantized(q.graphs[name]).items()}
     assert {n for n, quantized in flags.items() if not quantized} == set(q.fp32_nodes)
 
 
@@ -55,15 +91,13 @@ def test_a_layer_stays_fp32_only_when_the_measurement_says_so(bundles, monkeypat
 def test_only_narrow_weights_with_heavy_scales_are_per_tensor(bundles, kind):
     """The decoder's 16 x (16 L/2) product (16 weights per channel, scales a large share of the file) is per
     tensor; the first conv (5 weights per channel, scales a small share) and every other weight stay per
-    channel: one scale per output channel, read from the produced graphs."""
+    channel: one scale per output channel, read from the produced decoder (the encoder is kept FP32 whole)."""
     q = json.loads((bundles[kind] / "manifest.json").read_text())["variants"]["int8"]["quantization"]
-    stored = {name: quantize.weight_storage((bundles[kind] / f"{name}.int8.onnx").read_bytes())
-              for name in ("encoder", "decoder")}
-    largest = max(stored["decoder"], key=lambda w: stored["decoder"][w].weights)
+    stored = quantize.weight_storage((bundles[kind] / "decoder.int8.onnx").read_bytes())
+    largest = max(stored, key=lambda w: stored[w].weights)
     assert q["per_tensor_weights"] == {"encoder": [], "decoder": [largest]}
-    assert stored["decoder"][largest].scales == 1 and stored["encoder"]["model.encoder.0.weight"].scales == 16
-    for name, weights in stored.items():
-        assert {w for w, s in weights.items() if s.scales == 1} == set(q["per_tensor_weights"][name])
+    assert stored[largest].scales == 1
+    assert {w for w, s in stored.items() if s.scales == 1} == set(q["per_tensor_weights"]["decoder"])
 
 
 def test_the_rule_needs_both_a_narrow_channel_and_a_heavy_scale_share(bundles, monkeypatch):
@@ -76,6 +110,7 @@ def test_the_rule_needs_both_a_narrow_channel_and_a_heavy_scale_share(bundles, m
                    "decoder": quantize.quantize_graph((b / "decoder.onnx").read_bytes(), "z", z, [], {})}
     q = json.loads((b / "manifest.json").read_text())["variants"]["int8"]["quantization"]
     assert {name: quantize.per_tensor_weights(g) for name, g in per_channel.items()} == q["per_tensor_weights"]
+    assert quantize.weight_storage(per_channel["encoder"])["model.encoder.1.weight"].scales == 16  # the first conv
     monkeypatch.setattr(quantize, "MIN_SCALE_SHARE", 0.0)
     assert quantize.per_tensor_weights(per_channel["encoder"]) == ["model.bottleneck.weight", "model.encoder.1.weight"]
     saved = len(per_channel["decoder"]) - len((b / "decoder.int8.onnx").read_bytes())

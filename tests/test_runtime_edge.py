@@ -64,18 +64,20 @@ def test_manifest_says_which_graph_is_which(bundles, kind):
         for name, entry in section["graphs"].items():
             data = (b / entry["file"]).read_bytes()
             assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
-            assert entry["file"] == f"{name}{'.int8' if section['precision'] == 'int8' else ''}.{section['format']}"
+            kept = name in section.get("quantization", m["variants"]["int8"]["quantization"])["fp32_graphs"]
+            int8 = section["precision"] == "int8" and not kept  # a graph kept FP32 whole is the FP32 file
+            assert entry["file"] == f"{name}{'.int8' if int8 else ''}.{section['format']}"
     per_tensor = m["variants"]["int8"]["quantization"]["per_tensor_weights"]  # the decoder's wide product only
     assert per_tensor["encoder"] == [] and len(per_tensor["decoder"]) == 1, per_tensor
     build = m["ort_build"]
     config = (b / build["file"]).read_text()
     assert build["sha256"] == hashlib.sha256(config.encode()).hexdigest()
-    assert build["covers"] == sorted(f"{g}{p}.ort" for g in ("encoder", "decoder") for p in ("", ".int8"))
-    assert "QLinearConv" in config and '"uint8_t"' in config  # the INT8 kernels, with their types
+    assert build["covers"] == ["decoder.int8.ort", "decoder.ort", "encoder.ort"]  # the INT8 variant's encoder is FP32
+    assert "QGemm" in config and '"uint8_t"' in config  # the INT8 kernels, with their types
     assert "/" not in "".join(line for line in config.splitlines() if line.startswith("# - "))  # no paths
 
 
-@pytest.mark.parametrize("name", ["encoder.int8.onnx", "decoder.int8.onnx", "encoder.int8.ort"])
+@pytest.mark.parametrize("name", ["decoder.int8.onnx", "decoder.int8.ort"])
 def test_tampered_edge_file_is_refused(bundles, tmp_path, name):
     b = shutil.copytree(bundles["ae"], tmp_path / "b")
     data = bytearray((b / name).read_bytes())
@@ -126,4 +128,4 @@ def test_info_lists_the_variants(bundles, capsys):
 
     assert main(["info", str(bundles["ae"])]) == 0
     out = capsys.readouterr().out
-    assert "int8 .onnx: encoder.int8.onnx, decoder.int8.onnx" in out and "fp32 .ort: encoder.ort, decoder.ort" in out
+    assert "int8 .onnx: encoder.onnx, decoder.int8.onnx" in out and "fp32 .ort: encoder.ort, decoder.ort" in out
