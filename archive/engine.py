@@ -8,6 +8,7 @@ output folder must be on storage every node sees; the driver only collects small
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import time
@@ -116,7 +117,8 @@ def start_ray(workers: int, address: str | None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
-    quiet = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    # ERROR: Ray's start-up notices (token authentication on a local cluster, ...) are not the user's business
+    quiet = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="ERROR")
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -133,6 +135,9 @@ def on_ray(todo: list[Recording], options: Options, workers: int) -> Iterator[di
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver draws its own bar of records and beats
     context.print_on_execution_start = False
+    for handler in logging.getLogger("ray.data").handlers:  # its console says progress bars are off and when
+        if isinstance(handler, logging.StreamHandler):  # each dataset finished; its log file keeps it all
+            handler.setLevel(logging.ERROR)
     ds = ray.data.from_items([r.to_dict() for r in todo], override_num_blocks=len(todo))
     ds = ds.map_batches(_RayScorer, fn_constructor_args=(asdict(options),), batch_size=1, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
