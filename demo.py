@@ -213,7 +213,7 @@ def real_recordings(bundle: Path, root: Path, quick: bool) -> list[str]:
 
     print("\nBeat classes (EC57) on real annotated records and generated ectopy:")
     model = Model.load(bundle)
-    records = stored_recordings(() if quick else ("mitdb_106", "mitdb_118", "mitdb_200"))
+    records = stored_recordings(() if quick else ("mitdb_106", "mitdb_118", "mitdb_200"), minutes=not quick)
     ec57 = ec57_section(model, root / "ec57", records, **({"burdens": (0.2,), "patterns": ("bigeminy",),
                                                            "leads": ("MLII",)} if quick else {}))
     sections = [f"## Beat classes (ANSI/AAMI EC57), bundle `{bundle.name}`\n\n{ec57.replace('](', '](ec57/')}"]

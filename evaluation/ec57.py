@@ -15,7 +15,8 @@ beat; Ward clustering of raw windows). Without a model the beats come from the r
 the 0.5-40 Hz band-passed signal at the record's own rate.
 
 Gross statistics sum the confusion matrices of the records (EC57's gross figures) and are kept apart for
-real and GENERATED recordings (``evaluation.ectopy``), which the tables label as such.
+real records, real one-minute excerpts and GENERATED recordings (``evaluation.ectopy``), which the tables
+label as such.
 """
 
 from __future__ import annotations
@@ -34,6 +35,20 @@ from .beat_baselines import BAND_HZ, BASELINES
 
 ENROL_SECONDS = 120.0
 MODEL = "model"
+GROUPS = (  # each its own table and gross figures: (key, title)
+    ("real", "Real annotated records"),
+    ("minute", "Real one-minute excerpts (each enrolled on its first 30 s, counted on its last 30 s)"),
+    ("generated", "GENERATED records (real beats edited; not real patients)"),
+)
+
+
+def group(rec_or_row) -> str:
+    """A recording's (or a table row's) group: its own ``group`` when it says, else real or generated."""
+    given = rec_or_row.get("group") if isinstance(rec_or_row, dict) else getattr(rec_or_row, "group", None)
+    if given is not None:
+        return given
+    generated = rec_or_row["generated"] if isinstance(rec_or_row, dict) else getattr(rec_or_row, "generated", False)
+    return "generated" if generated else "real"
 
 
 class Recording(Protocol):
@@ -100,17 +115,18 @@ def evaluate_recording(rec: Recording, model: object | None = None, enrol_second
         labels[name] = classify(signal, fs, r_peak)[0]
     methods = {name: _entry(aami.confusion(rec.ann_sample, rec.ann_symbol, r_peak, lab, fs, start=start))
                for name, lab in labels.items()}
-    return {"record": rec.name, "generated": bool(getattr(rec, "generated", False)), "seconds": signal.size / fs,
+    return {"record": rec.name, "generated": bool(getattr(rec, "generated", False)), "group": group(rec),
+            "seconds": signal.size / fs,
             "enrol_seconds": enrol, "beats_from": model_name if model is not None else "runtime detector",
             "methods": methods}
 
 
 def gross(records: list[dict]) -> dict:
-    """Per method, the statistics of the summed confusion matrices (real and generated kept apart)."""
+    """Per method, the statistics of the summed confusion matrices (each group of ``GROUPS`` apart)."""
     out: dict = {}
-    for kind, generated in (("real", False), ("generated", True)):
+    for kind, _ in GROUPS:
         sums: dict[str, np.ndarray] = {}
-        for r in (r for r in records if r["generated"] == generated):
+        for r in (r for r in records if group(r) == kind):
             for name, e in r["methods"].items():
                 sums[name] = sums.get(name, 0) + np.asarray(e["confusion"], dtype=np.int64)
         if sums:
@@ -139,11 +155,10 @@ def _row(record: str, method: str, s: dict) -> list[str]:
 
 
 def markdown(result: dict) -> str:
-    """Per-record and gross tables, real records first, GENERATED ones under their own heading."""
+    """Per-record and gross tables, one per group: real records first, GENERATED ones last."""
     lines = []
-    for kind, generated, title in (("real", False, "Real annotated records"),
-                                   ("generated", True, "GENERATED records (real beats edited; not real patients)")):
-        rows = [_row(r["record"], name, s) for r in result["records"] if r["generated"] == generated
+    for kind, title in GROUPS:
+        rows = [_row(r["record"], name, s) for r in result["records"] if group(r) == kind
                 for name, s in r["methods"].items()]
         if not rows:
             continue

@@ -38,20 +38,28 @@ class StoredRecording:
     ann_sample: np.ndarray
     ann_symbol: np.ndarray
     generated: bool = False
+    group: str = "real"
 
 
-def stored_recordings(keys: tuple[str, ...] = ("mitdb_106", "mitdb_118", "mitdb_200")) -> list[StoredRecording]:
+def stored_recordings(keys: tuple[str, ...] = ("mitdb_106", "mitdb_118", "mitdb_200"),
+                      minutes: bool = False) -> list[StoredRecording]:
     """Record 100 (MLII) and the other patients' MIT-BIH records the package carries, so the demo's EC57 table
-    runs on real annotated beats on a fresh machine."""
+    runs on real annotated beats on a fresh machine; with ``minutes``, also the one-minute excerpts of the
+    ``mitdb-60s`` records (their first lead), a group of their own."""
     from ..training.build_field import FIELD, load_annotations
     from ..training.build_others import load_record
     from .ectopy_sources import record100
 
     x, fs, ann_sample, ann_symbol = record100("MLII")
     out = [StoredRecording("100 MLII", x, fs, ann_sample, ann_symbol)]
-    for key in keys:
+    with np.load(FIELD, allow_pickle=False) as z:
+        excerpts = sorted(k[: -len("_adc")] for k in z.files if k.endswith("_60s_adc")) if minutes else []
+    for key in [*keys, *excerpts]:
         signal, rate, leads = load_record(key, FIELD)
-        out.append(StoredRecording(f"{key[6:]} {leads[0]}", signal[:, 0], rate, *load_annotations(key)))
+        minute = key.endswith("_60s")
+        name = f"{key.split('_')[1]}{' (60 s)' if minute else ''} {leads[0]}"
+        out.append(StoredRecording(name, signal[:, 0], rate, *load_annotations(key),
+                                   group="minute" if minute else "real"))
     return out
 
 

@@ -126,6 +126,7 @@ def headline_rows(root: Path, results: dict[str, dict], demo: dict, manifests: d
                     for m in manifests.values())
         rows.append(["export parity, torch vs onnxruntime, worst max abs error", f"{worst:.1e}",
                      "`ecgae info BUNDLE --parity`"])
+    rows += _beat_class_rows(root)
     comp = demo.get("uses", {}).get("compression", {}).get("rows", [])
     best = min((c for c in comp if c["prd_percent"] <= 10), key=lambda c: c["bits_per_second"], default=None)
     if best:
@@ -200,3 +201,23 @@ def plot_examples(bundle: Path, out: Path) -> Path:
     fig.suptitle(f"{Path(bundle).name} on record 100's held-out part", fontsize=10)
     save_figure(fig, out.parent, out.stem)
     return out
+
+
+def _beat_class_rows(root: Path) -> list[list[str]]:
+    """The EC57 gross figures on the real long records and the field table's spread, when the demo ran them."""
+    rows = []
+    ec57 = root / "ec57" / "ec57.json"
+    real = json.loads(ec57.read_text())["gross"].get("real", {}).get("model") if ec57.is_file() else None
+    if real:
+        rows.append(["beat classes after a 2-min enrolment, real MIT-BIH records (EC57 gross): VEB Se / +P, N Sp",
+                     f"{real['veb_se']:.3f} / {real['veb_pp']:.3f}, {real['n_spec']:.3f}",
+                     "`ecgae evaluate BUNDLE --ec57 RECORD... --out ec57.json`"])
+    field = root / "field" / "field.json"
+    if field.is_file():
+        d = json.loads(field.read_text())
+        done = [r for r in d["rows"] if r.get("usable_share") is not None]
+        rows.append([f"other people's and devices' recordings ({len(done)} leads): usable / flagged after enrolment",
+                     f"{_span([r['usable_share'] for r in done], '.1%')} / "
+                     f"{_span([r['flagged_share'] for r in done], '.1%')}",
+                     "`ecgae evaluate BUNDLE --cross --out cross.json`"])
+    return rows

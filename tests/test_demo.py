@@ -26,6 +26,8 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     assert "**Deploy `demo/bundles/ae-seed-mitdb`**" in report and "](examples.png)" in report
     page = results.read_text()
     assert "Written by `make demo` on " in page and "| cross-wearer AUC with enrolment" in page
+    g = json.loads((tmp_path / "ec57" / "ec57.json").read_text())["gross"]["real"]["model"]
+    assert f"(EC57 gross): VEB Se / +P, N Sp | {g['veb_se']:.3f} / {g['veb_pp']:.3f}, {g['n_spec']:.3f} |" in page
     assert (results.parent / "figures" / "examples.png").is_file() and "](figures/examples.png)" in page
     block = readme.read_text()
     assert "old figures" not in block and "| raw 30-min record -> beats -> scores" in block
@@ -48,3 +50,18 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     assert all((tmp_path / "uses" / f"{f}.png").is_file()
                for f in ("compression", "denoising", "denoising_ectopy", "gap_filling"))
     assert train_all(runs, tmp_path) == 0  # a second invocation keeps finished runs
+
+
+def test_the_field_table_row_spans_its_leads(tmp_path):
+    """The headline row of the field table gives the lowest and highest usable and flagged shares, and counts
+    only the leads the table measured."""
+    from ecgae.evaluation.summary import headline_rows
+
+    rows = [{"usable_share": 0.93, "flagged_share": 0.11}, {"usable_share": 1.0, "flagged_share": 0.004},
+            {"usable_share": None, "flagged_share": None}]
+    (tmp_path / "field").mkdir()
+    (tmp_path / "field" / "field.json").write_text(json.dumps({"rows": rows}))
+    (row,) = headline_rows(tmp_path, {}, {}, {})
+    assert row[0].startswith("other people's and devices' recordings (2 leads)")
+    assert row[1] == "93.0% to 100.0% / 0.4% to 11.0%"
+

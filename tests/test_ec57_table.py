@@ -147,3 +147,20 @@ def test_report_section(tmp_path):
     assert result["records"][0]["methods"]["model"]["veb_se"] > 0.9
     assert "GENERATED" in text and "ec57_templates.png" in text
     assert (tmp_path / "ec57_templates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_minute_excerpts_are_a_group_of_their_own():
+    """The carried one-minute MIT-BIH excerpts form their own table and gross figures, apart from the long
+    records: 30 s of enrolment makes them a different measurement."""
+    from ecgae.evaluation.ec57_report import stored_recordings
+
+    recs = stored_recordings((), minutes=True)
+    minutes = [r for r in recs if r.group == "minute"]
+    assert [r.group for r in recs[:1]] == ["real"] and len(minutes) == 24
+    assert all("(60 s)" in r.name and r.signal.size == 60 * r.fs for r in minutes)
+    result = ec57.ec57_table([recs[0], *minutes[:2]])  # the baselines only: no model
+    assert [r["group"] for r in result["records"]] == ["real", "minute", "minute"]
+    summed = sum(np.asarray(r["methods"]["ward"]["confusion"]) for r in result["records"][1:])
+    assert result["gross"]["minute"]["ward"]["confusion"] == summed.tolist()
+    text = ec57.markdown(result)
+    assert text.index("Real annotated") < text.index("one-minute") and "**gross (minute)**" in text
