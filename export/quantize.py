@@ -178,7 +178,7 @@ def quantize_pair(fp32: dict[str, bytes], train_beats: np.ndarray, train_latents
         return out
 
     nodes = {name: compute_nodes(data) for name, data in fp32.items()}
-    whole: list[str] = []
+    whole: list[str] = []  # build() reads it: empty while the INT8 forms are first measured
     whole.extend(name for name, graph in build([]).items() if len(graph) >= len(fp32[name]))
     for name in whole:
         log(f"  INT8: keeping the {name} FP32 (its INT8 form is not smaller)")
