@@ -20,22 +20,28 @@ from .preprocess import CUT_FIELDS, CutBeats, Preprocessing
 from .stream import cut_in_chunks
 
 
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """[R, 2] (start, stop) of each run of True in a 1-D bool mask, in order, in byte-sized temporaries: a day
+    at 360 Hz is 31 M samples, and int64 or float copies of it were most of ``analyze``'s peak memory."""
+    padded = np.zeros(mask.size + 2, dtype=np.int8)
+    padded[1:-1] = mask
+    return np.flatnonzero(np.diff(padded)).reshape(-1, 2)  # edges alternate: a run's start, then its stop
+
+
 def finite_pieces(x: np.ndarray) -> np.ndarray:
     """[P, 2] (start, stop) of each run of finite samples of a 1-D float array, in order."""
-    ok = np.isfinite(x)
-    edges = np.diff(np.r_[0, ok.astype(np.int8), 0])
-    return np.c_[np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)]
+    return _runs(np.isfinite(x))
 
 
 def gap_spans(x: np.ndarray) -> np.ndarray:
     """[G, 2] (start, stop) of each run of NaN/Inf samples, in order."""
-    return finite_pieces(np.where(np.isfinite(x), np.nan, 0.0))
+    return _runs(~np.isfinite(x))
 
 
 def cut_pieces(signal: np.ndarray, fs: float, prep: Preprocessing) -> Iterator[tuple[CutBeats, np.ndarray]]:
-    """(beats, first sample of each pacemaker spike found) of each finite piece of ``signal`` (1-D float64, which
-    is despiked in place: pass a copy you own), a chunk at a time (``stream.cut_in_chunks``), R peaks and
-    spikes as indices into the whole signal.
+    """(beats, first sample of each pacemaker spike found) of each finite piece of ``signal`` (1-D float64,
+    never written: a piece with spikes is despiked into a copy), a chunk at a time (``stream.cut_in_chunks``),
+    R peaks and spikes as indices into the whole signal.
 
     Raises InputError when the signal holds no finite sample, as ``cut_beats`` does for a recording without
     gaps, or when no piece holds a beat (naming the gaps)."""
@@ -44,8 +50,8 @@ def cut_pieces(signal: np.ndarray, fs: float, prep: Preprocessing) -> Iterator[t
         raise InputError(f"signal: expected finite samples, received {signal.size} NaN/Inf and nothing else")
     found, errors = 0, []
     for start, stop in pieces:
-        piece = signal[start:stop]
-        yield _empty(prep), pacing.despike_in_place(piece, fs) + start
+        piece, spikes = pacing.despike(signal[start:stop], fs)
+        yield _empty(prep), spikes + start
         try:
             for cut in cut_in_chunks(piece, fs, prep):
                 found += cut.r_peak.size

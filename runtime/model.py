@@ -275,8 +275,7 @@ class Model:
         return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, label, template, paced, gap_spans(x))
 
     def _cuts(self, x: np.ndarray, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
-        """(beats, pacemaker spikes) of a raw recording (``_raw``'s copy, despiked in place) a chunk at a time
-        (``gaps.cut_pieces``)."""
+        """(beats, pacemaker spikes) of a raw recording (``_raw``'s) a chunk at a time (``gaps.cut_pieces``)."""
         return cut_pieces(x, fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
@@ -312,8 +311,10 @@ class Model:
 
 
 def _raw(signal: object) -> np.ndarray:
-    """A raw single-lead recording as float64 [n]; NaN/Inf samples stay: they are gaps (ecgae.runtime.gaps)."""
-    x = validate.as_numeric(signal, "signal").astype(np.float64).squeeze()
+    """A raw single-lead recording as float64 [n], the caller's own array when it is one (nothing writes to it:
+    the view is read-only, and despiking copies); NaN/Inf samples stay: they are gaps (ecgae.runtime.gaps)."""
+    x = np.ascontiguousarray(validate.as_numeric(signal, "signal"), dtype=np.float64).squeeze().view()
+    x.flags.writeable = False
     if x.ndim != 1 or x.size == 0:
         raise InputError(f"signal: expected a non-empty 1-D single-lead array, received shape {np.shape(signal)}")
     return x

@@ -77,21 +77,20 @@ def recent_range(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> np
     return ref[idx]
 
 
-def despike(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """(``x`` with its spikes replaced by the line between their flanks, indices of the spikes' first samples)."""
-    out = np.array(x, dtype=np.float64)
-    return out, despike_in_place(out, fs)
-
-
-def despike_in_place(x: np.ndarray, fs: float, chunk_s: float = 60.0) -> np.ndarray:
-    """``despike`` writing into ``x`` (float64), a minute at a time through a ``Despiker``: memory does not grow
-    with the recording. Returns the first sample of each spike."""
-    d, done, step = Despiker(fs), 0, max(1, int(chunk_s * fs))
+def despike(x: np.ndarray, fs: float, chunk_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """(``x`` with its spikes replaced by the line between their flanks, indices of the spikes' first samples),
+    a minute at a time through a ``Despiker`` so that memory does not grow with the recording. A recording
+    without spikes (most are) comes back as the very array given, not a copy; ``x`` itself is never written."""
+    x = np.asarray(x, dtype=np.float64)
+    d, done, step, out = Despiker(fs), 0, max(1, int(chunk_s * fs)), x
     for i in range(0, x.size + step, step):
-        out = d.push(x[i : i + step].copy()) if i < x.size else d.push(np.zeros(0), final=True)
-        x[done : done + out.size] = out  # only samples the despiker has already read
-        done += out.size
-    return np.array(d.spikes, dtype=np.int64)
+        clean = d.push(x[i : i + step]) if i < x.size else d.push(np.zeros(0), final=True)
+        if not np.array_equal(clean, x[done : done + clean.size]):
+            if out is x:
+                out = x.copy()  # the first spike: from here on the cleaned copy is the recording
+            out[done : done + clean.size] = clean
+        done += clean.size
+    return out, np.array(d.spikes, dtype=np.int64)
 
 
 def paced(r_peak: np.ndarray, spikes: np.ndarray, fs: float) -> np.ndarray:

@@ -100,3 +100,18 @@ def test_the_monitor_reports_paced_beats_as_analyze_does(model, record):
     np.testing.assert_array_equal([e.paced for e in events], want.paced)
     np.testing.assert_array_equal([e.label for e in events], want.label)
     assert want.paced.mean() > 0.95 and set(want.label[want.paced]) <= {"/", "S", "V"}
+
+
+def test_despiking_never_writes_the_recording_and_copies_only_when_it_must(model, record):
+    """``analyze`` takes a day-long recording without a float64 copy of it: a recording without spikes comes
+    back from ``despike`` as the same array, one with spikes as a cleaned copy, and the caller's array is
+    never written (a read-only one is analysed as it is)."""
+    x = record[0][: int(120 * FS)].copy()
+    assert pacing.despike(x, FS)[0] is x
+    y, z, _ = with_spikes(*record, 250.0)
+    before = z.copy()
+    clean, found = pacing.despike(z, 250.0)
+    assert clean is not z and found.size and np.array_equal(z, before)
+    z.flags.writeable = False
+    assert np.array_equal(model.analyze(z, 250.0).r_peak, model.analyze(before, 250.0).r_peak)
+    np.testing.assert_array_equal(z, before)
