@@ -42,13 +42,9 @@ GROUPS = (  # each its own table and gross figures: (key, title)
 )
 
 
-def group(rec_or_row) -> str:
-    """A recording's (or a table row's) group: its own ``group`` when it says, else real or generated."""
-    given = rec_or_row.get("group") if isinstance(rec_or_row, dict) else getattr(rec_or_row, "group", None)
-    if given is not None:
-        return given
-    generated = rec_or_row["generated"] if isinstance(rec_or_row, dict) else getattr(rec_or_row, "generated", False)
-    return "generated" if generated else "real"
+def group(rec: Recording) -> str:
+    """A recording's group (a key of ``GROUPS``): its own ``group`` when it says, else real or generated."""
+    return getattr(rec, "group", None) or ("generated" if getattr(rec, "generated", False) else "real")
 
 
 class Recording(Protocol):
@@ -126,7 +122,7 @@ def gross(records: list[dict]) -> dict:
     out: dict = {}
     for kind, _ in GROUPS:
         sums: dict[str, np.ndarray] = {}
-        for r in (r for r in records if group(r) == kind):
+        for r in (r for r in records if r["group"] == kind):
             for name, e in r["methods"].items():
                 sums[name] = sums.get(name, 0) + np.asarray(e["confusion"], dtype=np.int64)
         if sums:
@@ -158,7 +154,7 @@ def markdown(result: dict) -> str:
     """Per-record and gross tables, one per group: real records first, GENERATED ones last."""
     lines = []
     for kind, title in GROUPS:
-        rows = [_row(r["record"], name, s) for r in result["records"] if group(r) == kind
+        rows = [_row(r["record"], name, s) for r in result["records"] if r["group"] == kind
                 for name, s in r["methods"].items()]
         if not rows:
             continue

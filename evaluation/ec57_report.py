@@ -52,8 +52,10 @@ def stored_recordings(keys: tuple[str, ...] = ("mitdb_106", "mitdb_118", "mitdb_
 
     x, fs, ann_sample, ann_symbol = record100("MLII")
     out = [StoredRecording("100 MLII", x, fs, ann_sample, ann_symbol)]
-    with np.load(FIELD, allow_pickle=False) as z:
-        excerpts = sorted(k[: -len("_adc")] for k in z.files if k.endswith("_60s_adc")) if minutes else []
+    excerpts = []
+    if minutes:
+        with np.load(FIELD, allow_pickle=False) as z:
+            excerpts = sorted(k[: -len("_adc")] for k in z.files if k.endswith("_60s_adc"))
     for key in [*keys, *excerpts]:
         signal, rate, leads = load_record(key, FIELD)
         minute = key.endswith("_60s")
