@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +247,8 @@ class Model:
         if seconds is not None and not validate.finite_real(seconds, "seconds") > 0:
             raise InputError(f"seconds: expected a baseline duration > 0, received {seconds!r}")
         end = None if seconds is None else int(round(seconds * fs))
-        base = _concat(c if end is None else c.take(c.r_peak < end) for c, _ in self._cuts(_raw(signal), fs))
+        cuts = cut_pieces(_raw(signal), fs, self.preprocessing)
+        base = _concat(c if end is None else c.take(c.r_peak < end) for c, _ in cuts)
         return wearer.calibrate_cut(self, base, score, false_alarm_rate)
 
     def analyze(self, signal: object, fs: float, profile: wearer.WearerProfile | None = None) -> wearer.Beats:
@@ -260,7 +261,7 @@ class Model:
         x, fs = _raw(signal), validate.sample_rate(fs)
         book = None if profile is None else wearer.book(self, profile)  # carried from chunk to chunk
         parts, spikes, history, limit = [], np.zeros(0, np.int64), np.zeros(0), None
-        for cut, found in self._cuts(x, fs):
+        for cut, found in cut_pieces(x, fs, self.preprocessing):
             spikes = np.r_[spikes, found]  # a piece's spikes come before its beats
             if cut.r_peak.size == 0:
                 continue
@@ -273,10 +274,6 @@ class Model:
                           paced))
         r_peak, rr, z, scores, flags, usable, reason, label, template, paced = (np.concatenate(c) for c in zip(*parts))
         return wearer.Beats(r_peak, rr, z, scores, flags, limit, usable, reason, label, template, paced, gap_spans(x))
-
-    def _cuts(self, x: np.ndarray, fs: float) -> Iterator[tuple[CutBeats, np.ndarray]]:
-        """(beats, pacemaker spikes) of a raw recording (``_raw``'s) a chunk at a time (``gaps.cut_pieces``)."""
-        return cut_pieces(x, fs, self.preprocessing)
 
     def check_parity(self) -> dict[str, float]:
         """Max |runtime - export-time torch| per output on the bundle's reference.npz, so a device can
