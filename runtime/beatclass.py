@@ -19,10 +19,12 @@ every other template against it with physiology. Here:
   recording do not depend on how it is cut into pushes;
 - each beat's class follows from its template and its timing, per AAMI (ANSI/AAMI EC57): ``N`` normal
   morphology on time; ``S`` (supraventricular ectopic) the normal morphology, premature after a normal
-  beat; ``V`` (ventricular ectopic) any other morphology, except a shape seen once (its template holds no
-  other beat yet) arriving on time, within PREMATURE_MIN of the expected normal-to-normal interval: that is
-  a normal beat bent by noise more often than ectopy, so it is ``N`` until the shape returns; ``Q`` a
-  beat in unusable signal (not classified). Prematurity is the beat's RR over the median of the 8 intervals
+  beat; ``V`` (ventricular ectopic) any other morphology, except a beat of a template whose beats since
+  the enrolment, of those with a known RR, came on time (within PREMATURE_MIN of the expected normal-to-normal
+  interval) more often than not, the beat itself on time or of unknown RR: ventricular ectopy comes early,
+  or late as an escape, so a shape that keeps arriving when the sinus beat is due is the conducted beat seen
+  differently (bent by noise; a lead whose shape drifted over hours, as a bedside monitor's does), and it is
+  ``N``; ``Q`` a beat in unusable signal (not classified). Prematurity is the beat's RR over the median of the 8 intervals
   it between normal beats (``nn_prematurity``), premature below exp(-max(PREMATURE_MIN, INLIER_Z x the
   robust SD of its log over the enrolment's normal-to-normal intervals)): early by more than the wearer's
   own sinus variation, and by at least PREMATURE_MIN (sinus arrhythmia changes consecutive intervals by a
@@ -234,7 +236,8 @@ class Book:
                              f"{templates.core.shape[1]}")
         self.geom, self.base = geom, templates
         self.core, self.normal, self.width = templates.core, templates.normal, templates.width
-        self.count = templates.count.astype(np.int64)  # beats each template holds so far: enrolment's, then ours
+        self.timed = np.zeros(len(templates.core), dtype=np.int64)  # beats since the enrolment with a known RR
+        self.on_time = np.zeros(len(templates.core), dtype=np.int64)  # of them, those that came on time
         self._nn, self._last_normal = np.zeros(0), False  # the rhythm so far (``nn_prematurity``)
 
     def classify(self, beats: np.ndarray, rr: np.ndarray | None, usable: np.ndarray,
@@ -253,7 +256,7 @@ class Book:
         label = np.full(n, "Q", dtype="<U1")
         ok = template >= 0
         t = template[ok]
-        early = on_time = np.zeros(n, dtype=bool)
+        early = on_time = timed = np.zeros(n, dtype=bool)
         if rr is not None:
             normal = ok & self.normal[np.maximum(template, 0)]
             after_normal = np.r_[self._last_normal, normal[:-1]]  # prematurity is judged from a normal beat:
@@ -262,23 +265,31 @@ class Book:
                                                                self._last_normal)
             with np.errstate(divide="ignore", invalid="ignore"):
                 early = (np.log(prem) < self.base.premature_log) & after_normal
-                on_time = np.abs(np.log(prem)) < PREMATURE_MIN  # within sinus variation; NaN (no rhythm yet): no
-        lone = self._members_so_far(t) < 2
-        distorted = lone & on_time[ok]  # a shape seen once, on time: a normal beat bent by noise, not ectopy
-        label[ok] = np.where(~self.normal[t] & ~distorted, "V", np.where(early[ok], "S", "N"))
+                on_time = np.abs(np.log(prem)) < PREMATURE_MIN  # within sinus variation
+            timed = np.isfinite(prem)  # NaN: no RR (the beat before was unusable) or no rhythm yet
+        self.timed, seen_timed = self._so_far(self.timed, t, timed[ok])
+        self.on_time, seen_on_time = self._so_far(self.on_time, t, on_time[ok])
+        conducted = (on_time | ~timed)[ok] & (2 * seen_on_time > seen_timed)  # its shape's timed beats so far came
+        # on time more often than not, and so did it, or its own time is unknown
+        label[ok] = np.where(~self.normal[t] & ~conducted, "V", np.where(early[ok], "S", "N"))
         return label, template
 
-    def _members_so_far(self, t: np.ndarray) -> np.ndarray:
-        """[N] how many beats each beat's template holds once the beat has joined it, counting in time order
-        (the same whatever the batches), and the counts kept for later batches."""
-        self.count = np.r_[self.count, np.zeros(len(self.core) - len(self.count), dtype=np.int64)]
+    def _so_far(self, counts: np.ndarray, t: np.ndarray, add: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``counts`` [K] with the beats of ``t`` where ``add`` added, [N] each beat's template's count once the
+        beat has joined it): counting in time order, so the same whatever the batches."""
+        counts = np.r_[counts, np.zeros(len(self.core) - len(counts), dtype=np.int64)]
+        if t.size == 0:
+            return counts, np.zeros(0, dtype=np.int64)
         order = np.argsort(t, kind="stable")
+        step = add[order].astype(np.int64)
+        total = np.cumsum(step)
         starts = np.r_[0, np.flatnonzero(np.diff(t[order])) + 1]
-        rank = np.empty(len(t), dtype=np.int64)
-        rank[order] = np.arange(len(t)) - np.repeat(starts, np.diff(np.r_[starts, len(t)]))
-        seen = self.count[t] + rank + 1
-        np.add.at(self.count, t, 1)
-        return seen
+        before = np.repeat(total[starts] - step[starts], np.diff(np.r_[starts, len(t)]))  # the group's earlier ones
+        seen = np.empty(len(t), dtype=np.int64)
+        seen[order] = total - before
+        seen += counts[t]
+        np.add.at(counts, t, step)
+        return counts, seen
 
     def _place(self, beat: np.ndarray) -> int:
         """The template of a beat that matched none before this batch: one found earlier in it, or a new one."""
