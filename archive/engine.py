@@ -79,7 +79,14 @@ class Scorer:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak RSS: Linux's VmHWM, which starts afresh in a new program, where ``ru_maxrss``
+    survives exec and so gives a worker spawned from a large process that process's peak."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def in_process(todo: list[Recording], options: Options) -> Iterator[dict]:
