@@ -249,3 +249,16 @@ def test_ray_output_equals_in_process(mitdb_bundle, archive, tmp_path):
     for name in a:  # same rows, same scores, bit for bit; same summary and bundle tag
         assert a[name].equals(b[name]) and a[name].schema.metadata == b[name].schema.metadata, name
     assert pq.read_table(tmp_path / "local" / store.SUMMARY).equals(pq.read_table(tmp_path / "ray" / store.SUMMARY))
+
+
+def test_a_spawned_worker_reports_its_own_peak_memory_not_its_parents():
+    """A worker spawned from a large process (the in-process leg of the archive bench, from the demo) reports
+    its own peak RSS: ru_maxrss survives exec and gave the parent's."""
+    import multiprocessing
+
+    held = np.ones(300 * 2**20 // 8)  # 300 MB resident in this process
+    held += 1
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        child = pool.apply_async(engine.peak_rss_mb).get(timeout=120)
+    assert engine.peak_rss_mb() >= 300
+    assert child < engine.peak_rss_mb() - 200, (child, engine.peak_rss_mb())
