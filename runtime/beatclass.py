@@ -24,11 +24,11 @@ every other template against it with physiology. Here:
   interval) more often than not, the beat itself on time or of unknown RR: ventricular ectopy comes early,
   or late as an escape, so a shape that keeps arriving when the sinus beat is due is the conducted beat seen
   differently (bent by noise; a lead whose shape drifted over hours, as a bedside monitor's does), and it is
-  ``N``; ``Q`` a beat in unusable signal (not classified). Prematurity is the beat's RR over the median of the 8 intervals
-  it between normal beats (``nn_prematurity``), premature below exp(-max(PREMATURE_MIN, INLIER_Z x the
-  robust SD of its log over the enrolment's normal-to-normal intervals)): early by more than the wearer's
-  own sinus variation, and by at least PREMATURE_MIN (sinus arrhythmia changes consecutive intervals by a
-  few per cent).
+  ``N``; ``Q`` a beat in unusable signal (not classified). Prematurity is the beat's RR over the median of
+  the 8 intervals before it between normal beats (``nn_prematurity``), premature below
+  exp(-max(PREMATURE_MIN, INLIER_Z x the robust SD of its log over the enrolment's normal-to-normal
+  intervals)): early by more than the wearer's own sinus variation, and by at least PREMATURE_MIN (sinus
+  arrhythmia changes consecutive intervals by a few per cent).
 
 numpy only; beats arrive in time order, and ``Book.classify`` on a recording's beats in one call or in
 consecutive batches gives the same classes.
