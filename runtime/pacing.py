@@ -8,9 +8,10 @@ quality gate and the model see a shape no template has.
 
 A spike here is a run of at most SPIKE_S of samples (one sample at 125-360 Hz) that all lie on one side of
 the straight line between the samples flanking it, by at least SPIKE_RATIO times the largest step the
-trace makes just outside it (a QRS apex, however narrow, is reached by steps of its own size) and by at
-least SPIKE_SIZE of the trace's range over the REFERENCE_S before it (a quantisation toggle or noise is
-not a spike). Its samples are replaced by that line, and a beat whose R peak follows a spike by at most
+trace makes just outside it (a QRS apex, however narrow, is reached by steps of its own size), by at
+least SPIKE_SIZE of the trace's range over the REFERENCE_S before it (noise is not a spike), and by more
+than SPIKE_STEPS of the recording's quantisation steps over that time (a low-resolution monitor's trace
+toggles by a code or two on its flat baseline and inside a small QRS: rounding, not a stimulus). Its samples are replaced by that line, and a beat whose R peak follows a spike by at most
 PACED_S is paced. Every test looks at the past and at most ``lookahead`` samples ahead, so ``Despiker``
 streams exactly what ``despike`` does on a whole recording.
 """
@@ -22,6 +23,7 @@ import numpy as np
 SPIKE_S = 0.004  # widest spike at any rate (a stimulus of up to 2 ms, widened by the recorder's filters)
 SPIKE_RATIO = 4.0  # the spike stands out from its flanks' steps by this much
 SPIKE_SIZE = 0.3  # and is at least this share of the trace's recent range
+SPIKE_STEPS = 2  # and rises more than this many quantisation steps (the smallest move the trace makes)
 REFERENCE_S = 2.0  # the recent range: the samples this long before the spike (at least one QRS at 30 bpm)
 PACED_S = 0.3  # a spike this long before an R peak paces it (atrial spike + AV delay, or a ventricular spike)
 
@@ -36,9 +38,11 @@ def lookahead(fs: float) -> int:
     return width(fs) + 2
 
 
-def find(x: np.ndarray, fs: float, reference: np.ndarray) -> np.ndarray:
-    """Bool [n]: the samples of ``x`` that are part of a spike. ``reference[i]`` is the trace's range before
-    sample i (``recent_range``). Samples within ``lookahead`` of the end are not judged (False)."""
+def find(x: np.ndarray, fs: float, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Bool [n]: the samples of ``x`` that are part of a spike. ``reference``: the trace's range and its
+    quantisation step before each sample (``recent_range``). Samples within ``lookahead`` of the end are not
+    judged (False)."""
+    span, step = reference
     n = x.size
     spike = np.zeros(n, dtype=bool)
     for w in range(1, width(fs) + 1):
@@ -50,15 +54,18 @@ def find(x: np.ndarray, fs: float, reference: np.ndarray) -> np.ndarray:
         same_side = (dev > 0).all(axis=0) | (dev < 0).all(axis=0)
         height = np.abs(dev).min(axis=0)
         steps = np.maximum.reduce([np.abs(left - x[i - 2]), np.abs(x[i + w + 1] - right), np.abs(right - left)])
-        hit = same_side & (height > SPIKE_RATIO * steps) & (height >= SPIKE_SIZE * reference[i])
+        hit = (same_side & (height > SPIKE_RATIO * steps) & (height >= SPIKE_SIZE * span[i])
+               & (height > SPIKE_STEPS * step[i]))
         for j in range(w):
             spike[i[hit] + j] = True
     return spike
 
 
-def recent_range(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> np.ndarray:
-    """[n]: max - min of the REFERENCE_S of signal before each sample of ``x`` (``past``: samples before
-    ``x``, a stream's history), by blocks of a tenth of it so that long recordings cost little."""
+def recent_range(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """([n] max - min, [n] quantisation step) of the REFERENCE_S of signal before each sample of ``x``
+    (``past``: samples before ``x``, a stream's history), by blocks of a tenth of it so that long recordings
+    cost little. The step is the smallest non-zero move between two samples (one code of the converter; near
+    zero for a fine or resampled trace)."""
     block = max(1, int(REFERENCE_S * fs / 10))
     history = np.zeros(0) if past is None else past
     seq = np.r_[history, x]
@@ -66,15 +73,18 @@ def recent_range(x: np.ndarray, fs: float, past: np.ndarray | None = None) -> np
     padded = np.full(nb * block, np.nan)
     padded[: seq.size] = seq
     blocks = padded.reshape(nb, block)
+    moves = np.abs(np.diff(padded, prepend=np.nan)).reshape(nb, block)  # each sample's move from the one before
     with np.errstate(invalid="ignore"):
         hi, lo = np.nanmax(blocks, axis=1), np.nanmin(blocks, axis=1)
+        step = np.where(moves > 0, moves, np.inf).min(axis=1)
     hi = np.r_[np.full(10, -np.inf), hi]
     lo = np.r_[np.full(10, np.inf), lo]
-    win_hi = np.lib.stride_tricks.sliding_window_view(hi, 10)[: nb].max(axis=1)  # the 10 blocks before block b
-    win_lo = np.lib.stride_tricks.sliding_window_view(lo, 10)[: nb].min(axis=1)
+    step = np.r_[np.full(10, np.inf), step]
+    before = np.lib.stride_tricks.sliding_window_view  # the 10 blocks before block b
+    win_hi, win_lo = before(hi, 10)[:nb].max(axis=1), before(lo, 10)[:nb].min(axis=1)
     ref = np.where(np.isfinite(win_hi - win_lo), win_hi - win_lo, np.inf)  # no past yet: nothing is a spike
     idx = np.arange(history.size, seq.size) // block
-    return ref[idx]
+    return ref[idx], before(step, 10)[:nb].min(axis=1)[idx]
 
 
 def despike(x: np.ndarray, fs: float, chunk_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:

@@ -74,6 +74,26 @@ def test_real_recordings_have_no_spikes(record):
                 assert pacing.despike(x[:, j], float(z[f"{key}_fs"]))[1].size == 0, (key, j)
 
 
+@pytest.mark.parametrize("codes", [2, 3, 4])
+def test_a_coarse_converters_rounding_is_not_a_spike_and_a_spike_of_a_few_codes_is(record, codes):
+    """Record 100 at 125 Hz through a converter so coarse that the whole trace spans 2 to 4 codes (a bedside
+    monitor's small lead): its one-code toggles, on the baseline and inside the QRS, stand out from flat
+    flanks and reach a third of the recent range, and were taken for spikes (67 to 131 in 3 minutes). A
+    stimulus of 6 codes before every beat is still found."""
+    x, beats = record
+    fs = 125.0
+    y = resample(x, FS, fs)
+    step = np.ptp(y) / codes
+    coarse = np.round(y / step) * step
+    assert pacing.despike(coarse, fs)[1].size == 0
+    at = np.round(beats * fs / FS).astype(np.int64) - int(round(BEFORE_S * fs))
+    at = at[at > int(pacing.REFERENCE_S * fs / 10)]
+    spiked = coarse.copy()
+    spiked[at] += 6 * step
+    found = pacing.despike(spiked, fs)[1]
+    assert np.isin(at, found).all() and found.size == at.size
+
+
 def test_the_despiker_streams_what_one_pass_gives(record):
     _, z, _ = with_spikes(*record, 250.0)
     clean, found = pacing.despike(z, 250.0)
