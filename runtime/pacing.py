@@ -12,8 +12,9 @@ trace makes just outside it (a QRS apex, however narrow, is reached by steps of 
 least SPIKE_SIZE of the trace's range over the REFERENCE_S before it (noise is not a spike), and by more
 than SPIKE_STEPS of the recording's quantisation steps over that time (a low-resolution monitor's trace
 toggles by a code or two on its flat baseline and inside a small QRS: rounding, not a stimulus). Its
-samples are replaced by that line, and a beat whose R peak follows a spike by at most PACED_S is paced. Every test looks at the past and at most ``lookahead`` samples ahead, so ``Despiker``
-streams exactly what ``despike`` does on a whole recording.
+samples are replaced by that line, and a beat whose R peak follows a spike by at most PACED_S is paced.
+Every test looks at the past and at most ``lookahead`` samples ahead, so ``Despiker`` streams exactly what
+``despike`` does on a whole recording.
 """
 
 from __future__ import annotations
