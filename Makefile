@@ -1,5 +1,5 @@
 # Two entry points, each sets itself up on a fresh machine:
-#   make demo   train, export, verify parity, benchmark, write plots, demo/report.md and docs/results.md
+#   make demo   train, export, verify parity, benchmark, write plots, demo/report.md, docs/results.md, docs/report.md
 #   make test   lint, the full test suite, the docs site built strictly, then the runtime tests in a torch-free venv
 # and one for readers: make docs builds the documentation site (MkDocs) into site/.
 PYTHON ?= python3
@@ -54,18 +54,19 @@ test: lint test-full docs-strict test-runtime
 # export, 100,000+ malformed inputs; make test runs the same checks at a small size.
 soak: $(VENV)/.installed
 	rm -rf .soak-bundles && $(PY) -m ecgae.export.fixtures .soak-bundles
-	$(PY) -m ecgae.benchmarks.soak .soak-bundles --full
+	$(PY) -m ecgae.benchmarks.soak .soak-bundles --full --docs docs/measured/soak.md
 	ECGAE_TEST_BUNDLES=.soak-bundles ECGAE_TAMPER_PER_FILE=2000 $(VENV)/bin/pytest -q tests/test_runtime_readers.py -k single_byte
 
 # The bundle's graphs as C on an emulated Cortex-M4F (minutes): every arch's generated C built with
 # arm-none-eabi-gcc, run in QEMU (MPS2 AN386) and compared with onnxruntime; flash, RAM and instructions per
-# beat into $(MCU_OUT)/mcu.json and mcu.md. Installs Debian's cross compiler, newlib and QEMU when missing.
+# beat into $(MCU_OUT)/mcu.json and mcu.md, and the table into docs/measured/mcu.md (the docs include it).
+# Installs Debian's cross compiler, newlib and QEMU when missing.
 MCU_APT := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 MCU_OUT ?= mcu-report
 mcu: $(VENV)/.installed
 	dpkg -s $(MCU_APT) >/dev/null 2>&1 || (apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(MCU_APT))
-	$(PY) -m ecgae.benchmarks.mcu --fixtures .mcu-bundles --out $(MCU_OUT)
+	$(PY) -m ecgae.benchmarks.mcu --fixtures .mcu-bundles --out $(MCU_OUT) --docs docs/measured/mcu.md
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) .test-bundles .soak-bundles .mcu-bundles $(MCU_OUT) demo site

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 from ..runtime import bundle as bundle_io
 from ..runtime.errors import EcgaeError
 from ..runtime.io import atomic_write_bytes, write_json
+from .machine import describe_machine
 from .markdown import table
 
 CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
@@ -245,12 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", type=Path, metavar="DIR",
                         help="make (once) and measure 1-epoch bundles of every arch in DIR")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="receives mcu.json and mcu.md")
+    parser.add_argument("--docs", type=Path, metavar="FILE",
+                        help="also write the table, with the date and machine, for the documentation to include")
     args = parser.parse_args(argv)
     _tools()
     bundles = list(args.bundles) + (fixtures(args.fixtures) if args.fixtures else [])
     if not bundles:
         parser.error("expected BUNDLE arguments or --fixtures DIR")
     rows = measure_all(bundles, args.out, lambda line: print(line, flush=True))
+    if args.docs:
+        machine, when = describe_machine(), time.strftime("%Y-%m-%d", time.gmtime())
+        stamp = f"Written by `make mcu` on {when} on {machine['cpu_model']}, from the 1-epoch bundles it makes.\n\n"
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(args.docs, (stamp + "#" + markdown(rows)).encode())  # a subsection of the page
     failed = [f"{r['bundle']} {r['precision']}" for r in rows if not r["parity"]["passed"]]
     if failed:
         print(f"mcu: parity outside its limit for {failed}", file=sys.stderr)
