@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime import EcgaeError, Model
-from ..runtime.io import write_array
+from ..runtime.io import atomic_write_bytes, write_array
 from ..runtime.wearer import WearerProfile, model_graphs
+from .machine import describe_machine
+from .markdown import table
 from .quality import record_100
 
 OPS = ("encode", "encoder_outputs", "decode", "reconstruct", "score", "is_anomalous", "sample")
@@ -307,12 +309,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", help="folder holding ae/, vae/ and mitdb/ bundles "
                         "(python -m ecgae.export.fixtures DIR)")
     parser.add_argument("--full", action="store_true", help="full size (minutes) instead of the short check")
+    parser.add_argument("--docs", type=Path, metavar="FILE",
+                        help="also write the table, with the date and machine, for the documentation to include")
     args = parser.parse_args(argv)
     results = run_all(args.root, args.full)
     rows = verdicts(results)
-    print("| check | measured | required | met |\n|---|---|---|---|")
-    for what, measured, required, met in rows:
-        print(f"| {what} | {measured} | {required} | {'yes' if met else 'NO'} |")
+    cells = [[what, measured, required, "yes" if met else "NO"] for what, measured, required, met in rows]
+    text = "\n".join(table(["check", "measured", "required", "met"], cells))
+    print(text)
+    if args.docs:
+        machine, when = describe_machine(), time.strftime("%Y-%m-%d", time.gmtime())
+        stamp = (f"Written by `make soak` on {when} on {machine['cpu_model']} ({machine['usable_cores']} usable cores, "
+                 f"load average {machine['load_average_1m']:.1f} at the start{', full size' if args.full else ''}).")
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(args.docs, f"{stamp}\n\n{text}\n".encode())
     for name, r in results.get("fuzz", {}).get("broken_classes", {}).items():
         print(f"\n{name}: {r['accepted']} accepted, {r['traceback']} tracebacks; last:\n{r['example']}")
     return 0 if all(met for *_, met in rows) else 1
