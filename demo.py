@@ -239,7 +239,8 @@ def publish(root: Path, results_page: Path | None, readme: Path | None, results:
             figure = "figures/examples.png"
         text = pages.results_page(root, results, summary, manifests, describe_machine(), when, figure)
         atomic_write_bytes(results_page, (text + "\n").encode())
-        print(f"wrote {results_page}")
+        report = pages.report_page(root, results_page.parent / "report.md")
+        print(f"wrote {results_page} and {report}")
     if readme is not None:
         pages.replace_readme_block(readme, pages.readme_block(root, results, summary, manifests, when))
         print(f"updated the results block of {readme}")

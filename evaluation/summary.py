@@ -9,6 +9,8 @@ experiment results), so the README's results block and ``docs/results.md`` never
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -152,9 +154,10 @@ def results_page(root: Path, results: dict, demo: dict, manifests: dict, machine
         "\n".join(table(header, headline_rows(root, results, demo, manifests))),
         f"![Reconstructions: typical, worst and abnormal beats]({figure})" if figure else "",
         "## Every table",
-        "`make demo` writes `demo/report.md` with every figure and table: held-out metrics of every run, export "
-        "parity, the benchmark, cross-wearer scoring with every score candidate, the quality gate, archive-scale "
-        "scoring, compression, denoising and gap filling. The pages of this site explain each of them.",
+        "The same run wrote [every figure and table](report.md) (`demo/report.md`): held-out metrics of every "
+        "run, export parity, the benchmark, cross-wearer scoring with every score candidate, beat classes, the "
+        "field table, the quality gate, archive-scale scoring, compression, denoising and gap filling. The pages "
+        "of this site explain each of them and link to their tables there.",
     ]).replace("\n\n\n\n", "\n\n")
 
 
@@ -221,3 +224,32 @@ def _beat_class_rows(root: Path) -> list[list[str]]:
                      f"{_span([r['flagged_share'] for r in done], '.1%')}",
                      "`ecgae evaluate BUNDLE --cross --out cross.json`"])
     return rows
+
+
+REPORT_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)#\s]*)(#[^)\s]*)?\)")
+
+
+def report_page(root: Path, page: Path) -> Path:
+    """``docs/report.md``: the demo's full report as a page of the site, so the explanatory pages link to the
+    tables a run wrote instead of carrying copies typed by hand. The images it shows are copied into a folder
+    named after the page (a stale one from an earlier run is removed first), its links to the site's pages
+    made relative to the site, and a link to any other file of the run left as its name."""
+    text = (root / "report.md").read_text()
+    images = page.parent / page.stem
+    if images.is_dir():
+        shutil.rmtree(images)
+
+    def relink(m: re.Match) -> str:
+        bang, label, target, anchor = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+        if target.startswith("../docs/"):
+            return f"{bang}[{label}]({target.removeprefix('../docs/')}{anchor})"
+        if not target or target.startswith(("http://", "https://")):
+            return m.group(0)
+        if bang and (root / target).is_file():
+            (images / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / target, images / target)
+            return f"![{label}]({page.stem}/{target})"
+        return f"{label} (`{target}` in the demo's output)"
+
+    atomic_write_bytes(page, (REPORT_LINK.sub(relink, text).rstrip() + "\n").encode())
+    return page

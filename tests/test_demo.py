@@ -29,6 +29,10 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     g = json.loads((tmp_path / "ec57" / "ec57.json").read_text())["gross"]["real"]["model"]
     assert f"(EC57 gross): VEB Se / +P, N Sp | {g['veb_se']:.3f} / {g['veb_pp']:.3f}, {g['n_spec']:.3f} |" in page
     assert (results.parent / "figures" / "examples.png").is_file() and "](figures/examples.png)" in page
+    site_report = (results.parent / "report.md").read_text()  # the full report as a page of the site
+    assert "](report/runs/ae-seed-mitdb/latent.png)" in site_report and "](../docs/" not in site_report
+    assert (results.parent / "report" / "runs" / "ae-seed-mitdb" / "latent.png").is_file()
+    assert "[every figure and table](report.md)" in page
     block = readme.read_text()
     assert "old figures" not in block and "| raw 30-min record -> beats -> scores" in block
     assert block.startswith("# title") and block.endswith("after\n")
