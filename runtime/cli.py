@@ -277,8 +277,10 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
         why = ", ".join(f"{int((result.reason == r).sum())} {r}" for r in np.unique(result.reason[~usable]))
         missing = int(np.diff(result.gaps).sum())
         gaps = f"; {len(result.gaps)} gaps (NaN/Inf, {missing / fs:.3g} s missing)" if len(result.gaps) else ""
+        rate = heart_rate(np.diff(result.r_peak) / fs)
         print(f"{len(index)} beats cut from {shown(args.input)} ({np.asarray(signal).size} samples at {fs:g} Hz"
-              f"{gaps}); {int((~usable).sum())} in unusable signal, not scored" + (f" ({why})" if why else ""))
+              f"{gaps}{'' if rate is None else f', median {rate:.0f} beats/min'}); {int((~usable).sum())} in "
+              "unusable signal, not scored" + (f" ({why})" if why else ""))
         warn_if_unusable(len(index), int((~usable).sum()), args.input)
     if profile is not None:
         flagged = result.flag
@@ -289,6 +291,16 @@ def score_input(model: Model, args: argparse.Namespace) -> np.ndarray:
             flagged = usable & (scores > limit)
         print(f"{int(flagged.sum())} of {int(usable.sum())} scored beats above the threshold {limit:.6g}")
     return np.column_stack([index, scores, flagged, usable]).astype(np.float64)
+
+
+def heart_rate(rr: np.ndarray) -> float | None:
+    """Median beats per minute over intervals between found beats (seconds), None without any. A signal read
+    at the wrong --fs gives a rate a person may well have (the detector finds P, QRS and T apart when it is
+    read too slowly, parts of stretched beats when too fast), so no bound can catch it: the summary says the
+    rate for the user to check against the wearer's."""
+    rr = np.asarray(rr, dtype=np.float64)
+    rr = rr[np.isfinite(rr) & (rr > 0)]
+    return None if rr.size == 0 else float(60.0 / np.median(rr))
 
 
 def warn_if_unusable(beats: int, unusable: int, source: object) -> None:

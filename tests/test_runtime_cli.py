@@ -174,6 +174,18 @@ def test_warnings_for_an_empty_stream_a_binary_stream_read_as_text_and_a_mostly_
     assert "are in unusable signal, so this recording is mostly not scored" in err and "check --fs" in err
 
 
+def test_score_gives_the_heart_rate_so_a_wrong_sample_rate_shows(mitdb_bundle, record, tmp_path, capsys):
+    """A wrong --fs gives beats at a rate a person may have, so nothing can refuse it; the summary line gives
+    the median heart rate, which then differs from the wearer's (record 100 runs at about 75 beats/min)."""
+    b, out = str(mitdb_bundle), str(tmp_path / "s.csv")
+
+    def rate(fs: str) -> float:
+        assert main(["score", b, record, "--fs", fs, "--out", out]) == 0
+        return float(capsys.readouterr().out.split("median ")[1].split(" beats/min")[0])
+    assert 70 <= rate("360") <= 80
+    assert not 60 <= rate("1440") <= 90 and not 60 <= rate("250") <= 90
+
+
 def test_example_writes_each_bundled_recording(tmp_path, capsys):
     assert main(["example", "c2015-a103l", "--seconds", "10", "--out", str(tmp_path / "a.csv"), "--format",
                  "csv"]) == 0
