@@ -156,10 +156,12 @@ def markdown(d: dict) -> list[str]:
         [f"peak memory of `analyze` on a {day['hours']:g}-hour recording", f"{f['day_peak_rss_mb']:,.0f} MB",
          "<= 500 MB", _met("day_peak_rss_mb", f["day_peak_rss_mb"])],
     ]
+    load = m.get("load_average_1m")
     return ["## Serving many wearers per core", "",
             f"Record 100's MLII (30 min) on one core of {m['cpu_model']} ({m['usable_cores']} usable cores, 1-min "
-            f"load average {m.get('load_average_1m')} at the start), default bundle; multiples of real time, best of "
-            f"{d['repeats']} passes in this one run (the monitor over {d['monitor_signal_s']:.0f} s of signal). The "
+            f"load average {'unknown' if load is None else f'{load:.1f}'} at the start), default bundle; multiples "
+            f"of real time, best of {d['repeats']} passes in this one run (the monitor over "
+            f"{d['monitor_signal_s']:.0f} s of signal). The "
             f"memory probe is a runtime-only child that analyses record 100 tiled to {day['hours']:g} hours "
             f"({day['signal_mb']:.0f} MB of float64 signal, {day['beats']:,} beats).", "",
             *table(["path", "measured", "goal", "met"], rows), *_profile_lines(d)]
