@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..benchmarks.memory import peak_rss_mb
 from ..runtime import Model
 from ..runtime.cli import UNUSABLE_WARNING
 from ..runtime.errors import EcgaeError
@@ -76,17 +76,6 @@ class Scorer:
             row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())}"
         return row | {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
                       "pid": os.getpid(), "rss_mb": peak_rss_mb()}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: Linux's VmHWM, which starts afresh in a new program, where ``ru_maxrss``
-    survives exec and so gives a worker spawned from a large process that process's peak."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def in_process(todo: list[Recording], options: Options) -> Iterator[dict]:

@@ -33,6 +33,13 @@ def _maxrss_mb() -> float:
     return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM where Linux reports it, which starts afresh in a new program, else
+    ru_maxrss (which survives exec, so a worker spawned from a large process reports that process's peak)."""
+    peak = vm_hwm_mb()
+    return _maxrss_mb() if peak is None else peak
+
+
 def _probe(bundle_dir: str, n_beats: int, chunk: int, precision: str = "fp32", graph_format: str = "onnx") -> dict:
     import numpy as np
     from ecgae.runtime import Model
