@@ -236,8 +236,8 @@ class Book:
                              f"{templates.core.shape[1]}")
         self.geom, self.base = geom, templates
         self.core, self.normal, self.width = templates.core, templates.normal, templates.width
-        self.timed = np.zeros(len(templates.core), dtype=np.int64)  # beats since the enrolment with a known RR
-        self.on_time = np.zeros(len(templates.core), dtype=np.int64)  # of them, those that came on time
+        self.timing = np.zeros((len(templates.core), 2), dtype=np.int64)  # per template, beats since the enrolment
+        # with a known RR, and of them those that came on time
         self._nn, self._last_normal = np.zeros(0), False  # the rhythm so far (``nn_prematurity``)
 
     def classify(self, beats: np.ndarray, rr: np.ndarray | None, usable: np.ndarray,
@@ -267,29 +267,29 @@ class Book:
                 early = (np.log(prem) < self.base.premature_log) & after_normal
                 on_time = np.abs(np.log(prem)) < PREMATURE_MIN  # within sinus variation
             timed = np.isfinite(prem)  # NaN: no RR (the beat before was unusable) or no rhythm yet
-        self.timed, seen_timed = self._so_far(self.timed, t, timed[ok])
-        self.on_time, seen_on_time = self._so_far(self.on_time, t, on_time[ok])
-        conducted = (on_time | ~timed)[ok] & (2 * seen_on_time > seen_timed)  # its shape's timed beats so far came
+        seen = self._so_far(t, np.column_stack((timed, on_time))[ok])
+        conducted = (on_time | ~timed)[ok] & (2 * seen[:, 1] > seen[:, 0])  # its shape's timed beats so far came
         # on time more often than not, and so did it, or its own time is unknown
         label[ok] = np.where(~self.normal[t] & ~conducted, "V", np.where(early[ok], "S", "N"))
         return label, template
 
-    def _so_far(self, counts: np.ndarray, t: np.ndarray, add: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(``counts`` [K] with the beats of ``t`` where ``add`` added, [N] each beat's template's count once the
-        beat has joined it): counting in time order, so the same whatever the batches."""
-        counts = np.r_[counts, np.zeros(len(self.core) - len(counts), dtype=np.int64)]
+    def _so_far(self, t: np.ndarray, add: np.ndarray) -> np.ndarray:
+        """[N, 2] ``timing`` of each beat's template once the beat (templates ``t`` [N], counting ``add`` [N, 2])
+        has joined it, counting in time order (the same whatever the batches); ``timing`` keeps the totals."""
+        counts = np.concatenate((self.timing, np.zeros((len(self.core) - len(self.timing), 2), dtype=np.int64)))
+        self.timing = counts
         if t.size == 0:
-            return counts, np.zeros(0, dtype=np.int64)
+            return np.zeros((0, 2), dtype=np.int64)
         order = np.argsort(t, kind="stable")
         step = add[order].astype(np.int64)
-        total = np.cumsum(step)
+        total = np.cumsum(step, axis=0)
         starts = np.r_[0, np.flatnonzero(np.diff(t[order])) + 1]
-        before = np.repeat(total[starts] - step[starts], np.diff(np.r_[starts, len(t)]))  # the group's earlier ones
-        seen = np.empty(len(t), dtype=np.int64)
+        before = np.repeat(total[starts] - step[starts], np.diff(np.r_[starts, len(t)]), axis=0)  # earlier in group
+        seen = np.empty((len(t), 2), dtype=np.int64)
         seen[order] = total - before
         seen += counts[t]
         np.add.at(counts, t, step)
-        return counts, seen
+        return seen
 
     def _place(self, beat: np.ndarray) -> int:
         """The template of a beat that matched none before this batch: one found earlier in it, or a new one."""
