@@ -48,13 +48,14 @@ STAGES = (  # (name, file, function): where a raw signal's time goes, in the ord
 )
 
 
-def stage_profile(fn, beats: int) -> dict:
+def stage_profile(fn) -> dict:
     """Where ``fn``'s time goes, by stage (cProfile's cumulative time of each stage's entry point; the rest is
-    the glue between them), and how many Python-level calls it makes per beat: at one or a few beats per
-    call, the fixed cost of each numpy call, not arithmetic, is what a stream pays for."""
+    the glue between them), and how many Python-level calls it makes per beat (``fn`` returns the beats it
+    settled): at one or a few beats per call, the fixed cost of each numpy call, not arithmetic, is what a
+    stream pays for."""
     prof = cProfile.Profile()
     prof.enable()
-    fn()
+    beats = len(fn())
     prof.disable()
     stats = pstats.Stats(prof).stats  # (file, line, function) -> (primitive calls, calls, own, cumulative, callers)
     total = sum(own for _, _, own, _, _ in stats.values())
@@ -111,16 +112,14 @@ def measure(model, bundle: str, edge_section: dict | None, quick: bool = False) 
     int8 = [r for r in speed if r["variant"] == "int8 .onnx" and r["op"] == "encode"]
     figures["int8_encode_vs_fp32"] = int8[0]["vs_fp32"] if int8 else None
     monitor_x = x[: int(monitor_s * fs)]
-    beats = len(model.analyze(monitor_x, fs, profile))
 
-    def monitor_pass():
-        monitor = Monitor(model, fs, profile=profile)
+    def monitor_pass() -> list:
+        monitor, events = Monitor(model, fs, profile=profile), []
         for i in range(0, monitor_x.size, 360):
-            monitor.push(monitor_x[i : i + 360])
-        monitor.flush()
-    profiles = {"analyze": stage_profile(lambda: model.analyze(x, fs, profile), len(model.analyze(x, fs, profile)))
-                | {"signal_s": seconds},
-                "monitor_360": stage_profile(monitor_pass, beats) | {"signal_s": monitor_s}}
+            events += monitor.push(monitor_x[i : i + 360])
+        return events + monitor.flush()
+    profiles = {"analyze": stage_profile(lambda: model.analyze(x, fs, profile)) | {"signal_s": seconds},
+                "monitor_360": stage_profile(monitor_pass) | {"signal_s": monitor_s}}
     day = run_child(__name__, [str(bundle), str(2.0 if quick else 24.0)])
     figures["day_peak_rss_mb"] = day["peak_rss_mb"]
     return {"machine": describe_machine(), "figures": figures, "day": day, "repeats": repeats,
@@ -167,10 +166,6 @@ def markdown(d: dict) -> list[str]:
             *table(["path", "measured", "goal", "met"], rows), *_profile_lines(d)]
 
 
-if __name__ == "__main__":
-    print(json.dumps(day_probe(sys.argv[1], float(sys.argv[2]))))
-
-
 def _profile_lines(d: dict) -> list[str]:
     """The stage profile of ``analyze`` and the monitor (with a profile), and the time per beat each goal allows."""
     p = d.get("profiles")
@@ -202,3 +197,8 @@ def _profile_lines(d: dict) -> list[str]:
             "Reaching them needs fewer calls per beat, not faster arithmetic: several wearers' beats through "
             "each numpy call (a gateway's streams side by side), or the per-sample stages compiled, as "
             "`ecgae emit-c` does for the model.", *(["", latency] if latency else [])]
+
+
+if __name__ == "__main__":
+    print(json.dumps(day_probe(sys.argv[1], float(sys.argv[2]))))
+
