@@ -1,7 +1,8 @@
 """Figures of the signal-quality gate (ecgae.runtime.quality) on MIT-BIH record 100, clean and damaged.
 
 Damage is added to 6-second stretches at random places, one kind per stretch: white noise burying the
-QRS, amplifier clipping, dropouts to zero, a lead-off trace (tiny noise only) and strong 60 Hz mains.
+QRS, clipping (an electrode offset pushes the trace into the converter's rail), dropouts to zero, a lead-off
+trace (tiny noise only) and strong 60 Hz mains.
 A segment is counted as damaged when it lies wholly inside a damaged stretch and as clean when it
 touches none; a beat likewise, by the stretch of raw signal the gate judges it on (the 2 s that end where
 its window ends). ``python -m ecgae.benchmarks.quality`` prints the table the README quotes.
@@ -22,6 +23,7 @@ from ..runtime.quality import REASONS, SEGMENT_S, beat_quality, segment_quality
 STRETCH_S = 6.0
 PER_KIND = 20
 WINDOW = (150, 300)  # the bundled MIT-BIH models' beat window: samples before and from the R peak
+RAIL_MV = (2047 - 1024) / 200  # record 100's converter's top: 11 bits, 200 codes per mV, zero at code 1024
 NOISE_MV = 0.5  # white-noise std (mV): several times the ECG's own std, the QRS is buried
 MAINS_MV = 1.0  # 60 Hz amplitude (mV)
 
@@ -39,9 +41,8 @@ def damage(x: np.ndarray, kind: str, fs: float, rng: np.random.Generator) -> np.
     """One stretch ``x`` with damage of ``kind`` applied."""
     if kind == "noise":
         return x + rng.normal(0.0, NOISE_MV, x.size)
-    if kind == "clipping":  # saturation below the R peaks: a third of the way from the median to the top
-        level = np.median(x) + (x.max() - np.median(x)) / 3
-        return np.minimum(x, level)
+    if kind == "clipping":
+        return into_rail(x, 1 / 3)
     if kind == "dropout":
         return np.zeros_like(x)
     if kind == "lead-off":
@@ -49,6 +50,14 @@ def damage(x: np.ndarray, kind: str, fs: float, rng: np.random.Generator) -> np.
     if kind == "mains":
         return x + MAINS_MV * np.sin(2 * np.pi * 60.0 * np.arange(x.size) / fs)
     raise ValueError(kind)
+
+
+def into_rail(x: np.ndarray, share: float, rail: float = RAIL_MV) -> np.ndarray:
+    """``x`` shifted up, as an electrode's offset potential shifts it, until the level ``share`` of the way from
+    its median to its top meets the converter's ``rail``, and clipped there: the beats run into a level no
+    sample before them got past, which is what a rail is."""
+    level = np.median(x) + share * (x.max() - np.median(x))
+    return np.minimum(x + (rail - level), rail)
 
 
 KINDS = ("noise", "clipping", "dropout", "lead-off", "mains")

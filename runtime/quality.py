@@ -7,7 +7,9 @@ the raw signal (numpy only) and marks a segment unusable when it is
 - ``flat``: lead off or dropped out: almost no activity, or one value held for a long run where the
   resolution is fine enough for a live trace to move from sample to sample;
 - ``clipped``: the trace sits at its extreme for a plateau no R wave has (saturated amplifier or ADC), entered
-  by a jump of several quantisation steps, away from the level where the trace rests;
+  by a jump of several quantisation steps, away from the level where the trace rests, and at the recording's
+  extreme so far: a rail is a fixed level no sample before it got past, so a small QRS's top held for a few
+  samples by a coarse converter, below where earlier beats reached, is none;
 - ``mains``: power at 50 or 60 Hz dominates;
 - ``noise``: broadband power above the ECG band dominates, or the 5-30 Hz band has none of the sharp
   QRS bursts a heartbeat makes (its kurtosis is that of Gaussian noise).
@@ -15,13 +17,14 @@ the raw signal (numpy only) and marks a segment unusable when it is
 :func:`segment_quality` gives per-segment flags and reasons for a recording; :func:`beat_quality` says
 whether each beat is usable, judged on the stretch of raw signal that ends where the beat's window ends: a stream knows
 that verdict as soon as it has the beat's window, so ``BeatStream`` and ``Model.analyze`` agree exactly.
-Every check looks only at the stretch itself and at stretches before it, never at later signal.
+Every check looks only at the stretch itself and at stretches before it (carried as a :class:`History`), never
+at later signal.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +46,10 @@ REST = 0.2  # in a coarse trace, an extreme within this share of the span of the
 COARSE = 0.5  # share of "no move" among the trace's smallest moves (at most EDGE_STEPS quantisation steps) above
 # which its resolution is coarser than its quiet movement: an 8-bit monitor holds its baseline between every two
 # beats (0.6-0.99 on MIMIC-II), where 11- and 16-bit records move by a step or two (0.25-0.40)
+RAIL_SHARE = 0.05  # a plateau is at the recording's extreme when its level lies within this share of the
+# recording's range so far of the highest (lowest) level held before: a rail's level moves only by rounding and
+# ringing (0.001 on Challenge 2015 a103l's rails), a small QRS's top in a bedside monitor's weak stretch lies
+# 0.2-0.4 below the earlier beats' (MIMIC-II)
 EDGE_STEPS = 2  # a rail's edge is a jump of more than this many of the recording's quantisation steps: a wave
 # that rises to its top code one step at a time is rounded by the resolution, not clipped
 MAINS_HZ = (50.0, 60.0)
@@ -54,6 +61,17 @@ QRS_KURTOSIS = 4.0  # of the 5-30 Hz band: Gaussian noise 3 (99% of 2 s segments
 BURSTLESS_FRACTION = 0.1  # ... counts as noise with this share of power above NOISE_BAND_HZ (clean ECG: < 2 %)
 REASONS = ("ok", "flat", "clipped", "mains", "noise")
 CHUNK = 128  # stretches judged together
+
+
+@dataclass(frozen=True)
+class History:
+    """What the gate carries from the stretches judged before: the activity of the last FLAT_HISTORY - 1 (the
+    flat test's reference), and the highest and lowest levels any of them held for a plateau's length (where
+    a rail can be). A stream keeps one between pushes; a recording cut at its gaps starts one per piece."""
+
+    activity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    top: float = -np.inf
+    bottom: float = np.inf
 
 
 @dataclass(frozen=True)
@@ -135,14 +153,17 @@ def stretches(x: np.ndarray, ends: np.ndarray, seg: int, offset: int = 0) -> np.
     return x[first[:, None] + np.arange(width)[None, :]]
 
 
-def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = None,
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """(reason [N], activity [N]) of raw stretches [N, width] in time order. ``past_activity`` holds the
-    activity of stretches judged before these (a stream's earlier beats), so the flat test compares each
+def judge(windows: np.ndarray, fs: float, history: History | None = None) -> tuple[np.ndarray, History]:
+    """(reason [N], history after them) of raw stretches [N, width] in time order. ``history`` is what the
+    stretches judged before these left (a stream's earlier beats), so the flat and rail tests compare each
     stretch with the same past as on the whole recording."""
+    past = History() if history is None else history
     reason = np.full(len(windows), "ok", dtype="<U7")
     activity = np.zeros(len(windows))
+    held = np.zeros((len(windows), 2))  # the highest and lowest level each stretch holds for a plateau's length
+    plateau = _plateau(fs)
     grid = _grid(windows.shape[1], float(fs))
+    clipped = np.zeros((len(windows), 2), dtype=bool)  # a rail-like plateau at the stretch's top, at its bottom
     for i in range(0, len(windows), CHUNK):  # rows a few at a time: the arrays stay in cache
         w = windows[i : i + CHUNK]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -151,19 +172,26 @@ def judge(windows: np.ndarray, fs: float, past_activity: np.ndarray | None = Non
             d = w - w.mean(axis=1, keepdims=True) - np.outer(w @ grid.t / grid.tt, grid.t)  # minus the LSQ line:
             relative = np.ptp(d, axis=1)  # baseline wander must not count as signal power
             activity[i : i + CHUNK] = np.where(relative <= 1e-9, 0.0, relative * peak[:, 0])
+            held[i : i + CHUNK] = _held_levels(w, plateau) * peak
         spectrum = np.fft.rfft(d * grid.hann, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         moves = np.abs(np.diff(w, axis=1))  # the holds and the quantisation step both tests judge against
         step = _step(moves)
         coarse = _coarse(moves, step)
+        clipped[i : i + CHUNK] = _clipped(w, fs, step, coarse)
         for name, bad in (("noise", _noise(d, power, grid)), ("mains", _mains(power, grid)),
-                          ("flat", _held(moves, fs, coarse)), ("clipped", _clipped(w, fs, step, coarse))):
-            reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not
-            # "noise"; a value held at the segment's extreme is "clipped", not "flat"
-    past = np.zeros(0) if past_activity is None else np.asarray(past_activity, dtype=np.float64)
-    weak = _weak(activity, past) & ((reason == "ok") | (reason == "noise") | (reason == "mains"))
+                          ("flat", _held(moves, fs, coarse))):
+            reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not "noise"
+    top = np.maximum.accumulate(np.r_[past.top, held[:, 0]])[1:]  # the recording's held extremes so far
+    bottom = np.minimum.accumulate(np.r_[past.bottom, held[:, 1]])[1:]
+    near = RAIL_SHARE * (top - bottom)
+    rail = (clipped[:, 0] & (held[:, 0] >= top - near)) | (clipped[:, 1] & (held[:, 1] <= bottom + near))
+    reason[rail] = "clipped"  # a value held at the recording's extreme is "clipped", not "flat"
+    weak = _weak(activity, past.activity) & ((reason == "ok") | (reason == "noise") | (reason == "mains"))
     reason[weak] = "flat"
-    return reason, activity
+    tail = np.r_[past.activity, activity][-(FLAT_HISTORY - 1) :]
+    return reason, History(tail, float(top[-1]) if top.size else past.top,
+                           float(bottom[-1]) if bottom.size else past.bottom)
 
 
 @dataclass(frozen=True)
@@ -236,16 +264,34 @@ def _has_run(mask: np.ndarray, k: int, edge: np.ndarray | None = None) -> np.nda
 
 
 def _clipped(w: np.ndarray, fs: float, step: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """The trace stays at its extreme (within 0.1 % of its span) for PLATEAU_S with an abrupt edge, as at a
-    rail the QRS runs into, or for LONG_PLATEAU_S however it got there; a broad smooth T-wave top is neither,
-    and nor is an extreme that lies at the trace's resting level (``REST``). The long test looks at the trace
-    without single-sample overshoots (``_median3``); the short one not, as a median filter flattens a noisy
-    trough into a short plateau of its own. ``step`` and ``coarse``: see ``_step`` and ``_coarse``."""
-    plateau = max(3, int(round(PLATEAU_S * fs)))
+    """[N, 2]: the trace stays at its top (column 0) or bottom (column 1), within 0.1 % of its span, for
+    PLATEAU_S with an abrupt edge, as at a rail the QRS runs into, or for LONG_PLATEAU_S however it got there;
+    a broad smooth T-wave top is neither, and nor is an extreme that lies at the trace's resting level
+    (``REST``). The long test looks at the trace without single-sample overshoots (``_median3``); the short
+    one not, as a median filter flattens a noisy trough into a short plateau of its own. ``step`` and
+    ``coarse``: see ``_step`` and ``_coarse``. Whether the plateau lies at the recording's extreme is
+    ``judge``'s."""
+    plateau = _plateau(fs)
     long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
     edge = EDGE_STEPS * step
     return (_at_extreme(w, plateau, np.maximum(ABRUPT * np.ptp(w, axis=1), edge), coarse)
             | _at_extreme(_median3(w), long, edge, coarse))
+
+
+def _plateau(fs: float) -> int:
+    """Samples a rail's plateau lasts at least (PLATEAU_S, three at low rates)."""
+    return max(3, int(round(PLATEAU_S * fs)))
+
+
+def _held_levels(w: np.ndarray, k: int) -> np.ndarray:
+    """[N, 2]: the highest level each row stays at or above for ``k`` samples in a row, and the lowest it stays
+    at or below: a rail's level, where a band-limited overshoot past it (a sample or two) does not count."""
+    k = min(k, w.shape[1])
+    low = high = w[:, : w.shape[1] - k + 1]
+    for j in range(1, k):
+        shifted = w[:, j : w.shape[1] - k + 1 + j]
+        low, high = np.minimum(low, shifted), np.maximum(high, shifted)
+    return np.stack((low.max(axis=1), high.min(axis=1)), axis=1)
 
 
 def _step(moves: np.ndarray) -> np.ndarray:
@@ -255,17 +301,18 @@ def _step(moves: np.ndarray) -> np.ndarray:
 
 
 def _at_extreme(w: np.ndarray, k: int, edge: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """Per row: a run of ``k`` samples within 0.1 % of the span of the row's maximum or minimum, entered or
-    left by a jump of more than ``edge`` (per row); in ``coarse`` rows only at an extreme away from the level
-    where the trace rests (a fine trace never holds its rest level, a coarse one does between beats)."""
+    """[N, 2]: a run of ``k`` samples within 0.1 % of the span of the row's maximum (column 0) or minimum
+    (column 1), entered or left by a jump of more than ``edge`` (per row); in ``coarse`` rows only at an
+    extreme away from the level where the trace rests (a fine trace never holds its rest level, a coarse one
+    does between beats)."""
     span = np.ptp(w, axis=1, keepdims=True)
     rest = np.median(w, axis=1)
-    out = np.zeros(len(w), dtype=bool)
-    for dist, off_rest in ((w.max(axis=1, keepdims=True) - w, w.max(axis=1) - rest),
-                           (w - w.min(axis=1, keepdims=True), rest - w.min(axis=1))):
+    out = np.zeros((len(w), 2), dtype=bool)
+    for side, (dist, off_rest) in enumerate(((w.max(axis=1, keepdims=True) - w, w.max(axis=1) - rest),
+                                             (w - w.min(axis=1, keepdims=True), rest - w.min(axis=1)))):
         away = ~coarse | (off_rest > REST * span[:, 0])
-        out |= _has_run(dist <= 1e-3 * span, k, edge=dist > edge[:, None]) & away
-    return out & (span[:, 0] > 0)
+        out[:, side] = _has_run(dist <= 1e-3 * span, k, edge=dist > edge[:, None]) & away & (span[:, 0] > 0)
+    return out
 
 
 def _coarse(moves: np.ndarray, step: np.ndarray) -> np.ndarray:

@@ -9,12 +9,13 @@ between pushes and reports each R peak once nothing later can change it. A beat 
   frontier lies past the window's end): a premature next beat cuts the part of the window that is the
   beat's own;
 - the raw stretch the quality gate judges (ending with the beat's window) has arrived; the gate compares
-  its activity with the beats before it only, so its verdict needs nothing later either.
+  it with the beats before it only (their activity, the levels they held), so its verdict needs nothing
+  later either.
 
 Samples are filtered and tracked once at least HOP_S of them have come (every push of that size or
 more), which delays reports a little and changes none. State is bounded: the raw tail the filter and the
 quality gate need, the filtered signal from the first beat not yet reported, the tracker's own, and the
-activity of the last few beats.
+quality gate's history (the activity of the last few beats, two levels).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class BeatStream:
         self._seg = quality.segment_samples(self.fs)
         self._raw = np.zeros(0)  # raw input from index self._raw0: the stretches the quality gate judges
         self._raw0 = 0
-        self._activity = np.zeros(0)  # activity of the last beats judged (the flat test's reference)
+        self._history = quality.History()  # what the gate carries from the beats judged so far
         self._closed = False
         self.peaks_found = 0  # R peaks reported so far, windowable or not
         self._amplitude, self._low, self._high = 0.0, np.inf, -np.inf  # max |x| at the model's rate, and the
@@ -148,8 +149,7 @@ class BeatStream:
         following = np.append(peaks[1:], np.inf)[:ready]  # the next R peak of each; inf: none within the window
         gap = next_gaps(new, following, self.prep)
         stretch = quality.stretches(self._raw, r_in + self._post_in, self._seg, self._raw0)
-        reason, activity = quality.judge(stretch, self.fs, self._activity)
-        self._activity = np.concatenate((self._activity, activity))[-(quality.FLAT_HISTORY - 1) :]
+        reason, self._history = quality.judge(stretch, self.fs, self._history)
         usable = reason == "ok"
         rr = rr_between_usable(r_in, usable, self.fs, self._last_beat_in, self._last_usable)
         self._last_beat_in, self._last_usable = int(r_in[-1]), bool(usable[-1])

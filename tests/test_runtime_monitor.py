@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from ecgae.benchmarks.quality import into_rail
 from ecgae.cli import main
 from ecgae.runtime import InputError, Model
 from ecgae.runtime.monitor import Monitor
@@ -64,7 +65,7 @@ def damaged(signal) -> np.ndarray:
     x[int(30 * FS) : int(36 * FS)] += np.random.default_rng(0).normal(0.0, 0.5, int(6 * FS))
     x[int(130 * FS) : int(133 * FS)] = 0.0
     clip = slice(int(160 * FS), int(166 * FS))
-    x[clip] = np.minimum(x[clip], np.median(x) + 0.3 * (x.max() - np.median(x)))
+    x[clip] = into_rail(x[clip], 0.3)
     return x
 
 
