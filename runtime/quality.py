@@ -4,8 +4,8 @@ A QRS detector finds peaks in anything, including white noise, a flat line with 
 clipped trace; scoring those "beats" produces confident nonsense. The gate looks at short segments of
 the raw signal (numpy only) and marks a segment unusable when it is
 
-- ``flat``: lead off or dropped out: almost no activity, or one value held for a long run where the
-  resolution is fine enough for a live trace to move from sample to sample;
+- ``flat``: lead off or dropped out: almost no activity, or one value held for a run long for any ECG and
+  long for this recording (a coarse converter holds the resting trace between beats);
 - ``clipped``: the trace sits at its extreme for a plateau no R wave has (saturated amplifier or ADC), entered
   by a jump of several quantisation steps, away from the level where the trace rests, and at the recording's
   extreme so far: a rail is a fixed level no sample before it got past, so a small QRS's top held for a few
@@ -35,7 +35,10 @@ from .validate import as_numeric, sample_rate
 SEGMENT_S = 2.0  # seconds per segment: two or more beats at any resting rate
 FLAT_RATIO = 0.05  # activity below this fraction of the median of recent stretches' activity: lead off
 FLAT_HISTORY = 30  # stretches (this one and those before it) whose median activity is the reference
-HOLD_S = 0.1  # one value held this long: a dropout (no ECG holds a sample value for 100 ms)
+HOLD_S = 0.1  # one value held this long: a dropout (no ECG holds a sample value for 100 ms) ...
+HOLD_FACTOR = 3.0  # ... where it is also this many times the median longest hold of the recent stretches: a
+# coarse converter holds the resting trace for long (the longest hold of a live stretch is at most 2.7 times the
+# recording's mean, from record 100 at 26-100 codes per mV and 125-250 Hz to MIMIC-II's 8-bit leads)
 PLATEAU_S = 0.015  # at the segment's extreme this long, entered or left abruptly: clipped (an R peak's top
 # lasts a few ms)
 ABRUPT = 0.01  # share of the span between a plateau and the sample next to it that makes its edge abrupt: a
@@ -43,9 +46,11 @@ ABRUPT = 0.01  # share of the span between a plateau and the sample next to it t
 LONG_PLATEAU_S = 0.1  # at the extreme this long: clipped however slowly the trace got there
 REST = 0.2  # in a coarse trace, an extreme within this share of the span of the stretch's median is where the
 # trace rests (a flat baseline between beats of one polarity, as a low-resolution monitor writes it), not a rail
-COARSE = 0.5  # share of "no move" among the trace's smallest moves (at most EDGE_STEPS quantisation steps) above
-# which its resolution is coarser than its quiet movement: an 8-bit monitor holds its baseline between every two
-# beats (0.6-0.99 on MIMIC-II), where 11- and 16-bit records move by a step or two (0.25-0.40)
+COARSE = 0.5  # share of "no move" among the recording's smallest moves (at most EDGE_STEPS quantisation steps),
+# pooled over the stretches so far, above which its resolution is coarser than its quiet movement: an 8-bit
+# monitor holds its baseline between every two beats (0.6-0.99 on MIMIC-II), where 11- and 16-bit records move
+# by a step or two (0.25-0.40); record 100 through an 8-bit converter at 125 Hz pools to 0.59 (its stretches
+# alone range 0.42-0.73, so a stretch-by-stretch verdict flips)
 RAIL_SHARE = 0.05  # a plateau is at the recording's extreme when its level lies within this share of the
 # recording's range so far of the highest (lowest) level held before: a rail's level moves only by rounding and
 # ringing (0.001 on Challenge 2015 a103l's rails), a small QRS's top in a bedside monitor's weak stretch lies
@@ -66,12 +71,16 @@ CHUNK = 128  # stretches judged together
 @dataclass(frozen=True)
 class History:
     """What the gate carries from the stretches judged before: the activity of the last FLAT_HISTORY - 1 (the
-    flat test's reference), and the highest and lowest levels any of them held for a plateau's length (where
-    a rail can be). A stream keeps one between pushes; a recording cut at its gaps starts one per piece."""
+    flat test's reference), the highest and lowest levels any of them held for a plateau's length (where a
+    rail can be), and how their samples moved (how coarse the recording is, how long it holds a value). A stream
+    keeps one between pushes; a recording cut at its gaps starts one per piece."""
 
     activity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     top: float = -np.inf
     bottom: float = np.inf
+    moves: tuple[float, float] = (0.0, 0.0)  # of the stretches so far: smallest moves that were none, and all
+    holds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # longest hold of the last FLAT_HISTORY - 1
+    # stretches not held whole (``_resolution``)
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,7 @@ def judge(windows: np.ndarray, fs: float, history: History | None = None) -> tup
     plateau = _plateau(fs)
     grid = _grid(windows.shape[1], float(fs))
     clipped = np.zeros((len(windows), 2), dtype=bool)  # a rail-like plateau at the stretch's top, at its bottom
+    pooled, holds = np.array(past.moves), past.holds
     for i in range(0, len(windows), CHUNK):  # rows a few at a time: the arrays stay in cache
         w = windows[i : i + CHUNK]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -177,10 +187,9 @@ def judge(windows: np.ndarray, fs: float, history: History | None = None) -> tup
         power = spectrum.real**2 + spectrum.imag**2
         moves = np.abs(np.diff(w, axis=1))  # the holds and the quantisation step both tests judge against
         step = _step(moves)
-        coarse = _coarse(moves, step)
+        coarse, dropout, pooled, holds = _resolution(moves, step, fs, pooled, holds)
         clipped[i : i + CHUNK] = _clipped(w, fs, step, coarse)
-        for name, bad in (("noise", _noise(d, power, grid)), ("mains", _mains(power, grid)),
-                          ("flat", _held(moves, fs, coarse))):
+        for name, bad in (("noise", _noise(d, power, grid)), ("mains", _mains(power, grid)), ("flat", dropout)):
             reason[i : i + CHUNK][bad] = name  # later checks take precedence: a flat trace is "flat", not "noise"
     top = np.maximum.accumulate(np.r_[past.top, held[:, 0]])[1:]  # the recording's held extremes so far
     bottom = np.minimum.accumulate(np.r_[past.bottom, held[:, 1]])[1:]
@@ -191,7 +200,7 @@ def judge(windows: np.ndarray, fs: float, history: History | None = None) -> tup
     reason[weak] = "flat"
     tail = np.r_[past.activity, activity][-(FLAT_HISTORY - 1) :]
     return reason, History(tail, float(top[-1]) if top.size else past.top,
-                           float(bottom[-1]) if bottom.size else past.bottom)
+                           float(bottom[-1]) if bottom.size else past.bottom, tuple(map(float, pooled)), holds)
 
 
 @dataclass(frozen=True)
@@ -269,7 +278,7 @@ def _clipped(w: np.ndarray, fs: float, step: np.ndarray, coarse: np.ndarray) -> 
     a broad smooth T-wave top is neither, and nor is an extreme that lies at the trace's resting level
     (``REST``). The long test looks at the trace without single-sample overshoots (``_median3``); the short
     one not, as a median filter flattens a noisy trough into a short plateau of its own. ``step`` and
-    ``coarse``: see ``_step`` and ``_coarse``. Whether the plateau lies at the recording's extreme is
+    ``coarse``: see ``_step`` and ``_resolution``. Whether the plateau lies at the recording's extreme is
     ``judge``'s."""
     plateau = _plateau(fs)
     long = max(plateau, int(round(LONG_PLATEAU_S * fs)))
@@ -315,14 +324,34 @@ def _at_extreme(w: np.ndarray, k: int, edge: np.ndarray, coarse: np.ndarray) -> 
     return out
 
 
-def _coarse(moves: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """Per row: most of the trace's smallest moves (at most EDGE_STEPS quantisation steps) are no move at all,
-    so its resolution is coarser than its quiet movement (``COARSE``). The longest hold is left out: it is
-    what the dropout test judges."""
+def _resolution(moves: np.ndarray, step: np.ndarray, fs: float, pooled: np.ndarray, holds: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(coarse [N], dropout [N], pooled and holds after them) of rows in time order, judged on the recording
+    so far (``pooled``, ``holds``: ``History.moves``, ``History.holds``), as the resolution is the recording's,
+    not one stretch's:
+
+    - coarse: most of the smallest moves (at most EDGE_STEPS quantisation steps) up to and with this stretch
+      are no move at all, so the resolution is coarser than the trace's quiet movement (``COARSE``);
+    - dropout: one value held for HOLD_S and HOLD_FACTOR times the median longest hold of the last
+      FLAT_HISTORY - 1 stretches before it that were not held whole (lead-off is ``_weak``'s); with none
+      before it, only where the stretch is not coarse.
+
+    Each row's longest hold is left out of the move counts: it is what the dropout test judges."""
     still = moves == 0
     longest = _longest_run(still)
-    small = (moves <= EDGE_STEPS * step[:, None]).sum(axis=1) - longest
-    return still.sum(axis=1) - longest > COARSE * np.maximum(small, 1)
+    counts = np.cumsum(np.stack((still.sum(axis=1) - longest,
+                                 (moves <= EDGE_STEPS * step[:, None]).sum(axis=1) - longest), axis=1), axis=0
+                       ) + pooled
+    coarse = counts[:, 0] > COARSE * np.maximum(counts[:, 1], 1)
+    live = longest < moves.shape[1]
+    k = FLAT_HISTORY - 1
+    seq = np.r_[np.full(k, np.nan), holds, longest[live]]
+    before = k + holds.size + np.cumsum(live) - live  # index in seq after each row's last live stretch before it
+    typical = nan_median_rows(np.lib.stride_tricks.sliding_window_view(seq, k)[before - k])
+    with np.errstate(invalid="ignore"):
+        limit = np.where(np.isnan(typical), np.where(coarse, np.inf, 0.0), HOLD_FACTOR * typical)
+    dropout = longest >= np.maximum(max(3, int(round(HOLD_S * fs))) - 1, limit)
+    return coarse, dropout, counts[-1] if len(counts) else pooled, seq[k:][-k:]
 
 
 def _longest_run(mask: np.ndarray) -> np.ndarray:
@@ -340,13 +369,6 @@ def _median3(w: np.ndarray) -> np.ndarray:
     out = w.copy()
     out[:, 1:-1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))  # median of three, elementwise
     return out
-
-
-def _held(moves: np.ndarray, fs: float, coarse: np.ndarray) -> np.ndarray:
-    """One value held for a long run: a dropout (no activity at all is ``_weak``'s), where the resolution is
-    fine enough for a live trace to move between samples (not ``coarse``): a low-resolution recording holds
-    its baseline between beats, and there a held value says nothing."""
-    return _has_run(moves == 0, max(3, int(round(HOLD_S * fs))) - 1) & ~coarse
 
 
 def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
