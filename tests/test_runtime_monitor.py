@@ -171,3 +171,21 @@ def test_cli_score_counts_unusable_beats_and_writes_their_verdict(model, mitdb_b
     np.testing.assert_array_equal(rows[:, 0], want.r_peak)
     np.testing.assert_array_equal(rows[:, 3], want.usable)
     assert np.isnan(rows[rows[:, 3] == 0, 1]).all() and not rows[rows[:, 3] == 0, 2].any()
+
+
+def test_a_coarse_recording_with_a_repeated_value_and_a_rail_streams_like_analyze(model, signal):
+    """The gate's history (the recording's resolution, its recent holds, the levels it held) is carried
+    between pushes: an 8-bit trace at 125 Hz with a lost packet's repeated value and a rail hit gives the
+    same verdicts pushed in any blocks as analysed whole."""
+    from ecgae.runtime.preprocess import resample
+
+    rate = 125.0
+    x = np.round(resample(signal, FS, rate) * 26) / 26
+    x[int(50 * rate) : int(51 * rate)] = x[int(50 * rate)]  # a lost packet: the last value repeated for 1 s
+    x[int(90 * rate) : int(96 * rate)] = into_rail(x[int(90 * rate) : int(96 * rate)], 0.3)
+    want = model.analyze(x, rate)
+    assert {"flat", "clipped"} <= set(want.reason) and want.usable.mean() >= 0.9
+    for sizes in (np.random.default_rng(2).integers(1, 300, x.size), [x.size]):
+        events = run_monitor(Monitor(model, rate), x, sizes)
+        np.testing.assert_array_equal([e.reason for e in events], want.reason)
+        assert_like_analyze(events, want)
