@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         plot_examples(root / "bundles" / deploy, root / "examples.png")
     chapter = root / "bundles" / runs[0].name
     wearer_bundle = root / "bundles" / next((r.name for r in runs if r.train_classes == ["N"]), runs[0].name)
-    sections = real_recordings(wearer_bundle, root, args.quick)
+    precut = root / "bundles" / next(r.name for r in runs if r.data == "bundled:ecg5000" and r.model == "ae")
+    sections = real_recordings(wearer_bundle, precut, root, args.quick)
     raw = raw_signal_demo(chapter)
     print(f"\nraw signal -> runtime: {raw['beats_found']} beats found in {raw['signal_seconds']:.0f} s of ECG "
           f"({raw['annotated_beats_found']:.1%} of annotated beats) in {raw['processing_seconds']:.2f} s; "
@@ -200,15 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def real_recordings(bundle: Path, root: Path, quick: bool) -> list[str]:
+def real_recordings(bundle: Path, precut: Path, root: Path, quick: bool) -> list[str]:
     """The report's sections on real recordings of other people and devices, with the wearer's bundle: beat
-    classes as EC57 reports them (real annotated records and GENERATED ectopy), the field table, and the
-    bundle's C on an emulated Cortex-M4F when its toolchain is installed (``make mcu``)."""
+    classes as EC57 reports them (real annotated records and GENERATED ectopy; pre-cut ECG5000 beats with the
+    ``precut`` bundle), the field table, and the bundle's C on an emulated Cortex-M4F when its toolchain is
+    installed (``make mcu``)."""
     from .benchmarks.mcu import report_section as mcu_section
     from .evaluation.ec57_report import report_section as ec57_section
     from .evaluation.ec57_report import stored_recordings
     from .evaluation.field import markdown as field_markdown
     from .evaluation.field import write_field_table
+    from .evaluation.precut import markdown as precut_markdown
+    from .evaluation.precut import precut_rows
     from .runtime import Model
 
     print("\nBeat classes (EC57) on real annotated records and generated ectopy:")
@@ -216,7 +220,9 @@ def real_recordings(bundle: Path, root: Path, quick: bool) -> list[str]:
     records = stored_recordings(() if quick else ("mitdb_106", "mitdb_118", "mitdb_200"), minutes=not quick)
     ec57 = ec57_section(model, root / "ec57", records, **({"burdens": (0.2,), "patterns": ("bigeminy",),
                                                            "leads": ("MLII",)} if quick else {}))
-    sections = [f"## Beat classes (ANSI/AAMI EC57), bundle `{bundle.name}`\n\n{ec57.replace('](', '](ec57/')}"]
+    sections = [f"## Beat classes (ANSI/AAMI EC57), bundle `{bundle.name}`\n\n{ec57.replace('](', '](ec57/')}",
+                f"## Beat classes of pre-cut beats (ECG5000)\n\n"
+                f"{precut_markdown(precut.name, precut_rows(Model.load(precut)))}"]
     if not quick:
         print("\nField table (other people's and devices' recordings):")
         sections.append("\n".join(field_markdown(write_field_table(model, root / "field"))))

@@ -30,6 +30,11 @@ every other template against it with physiology. Here:
   intervals)): early by more than the wearer's own sinus variation, and by at least PREMATURE_MIN (sinus
   arrhythmia changes consecutive intervals by a few per cent).
 
+Pre-cut beats (a bundle without a sample rate or R-peak placement) have no timing and no R peak to align on:
+the core is the whole window, the dominant template the largest, and each beat is ``N`` or ``V`` by its own
+correlation with the dominant core against ``normal_join``, learnt from the enrolment (a whole beat varies
+far more than an R-aligned QRS, so JOIN would call many normal ones abnormal).
+
 numpy only; beats arrive in time order, and ``Book.classify`` on a recording's beats in one call or in
 consecutive batches gives the same classes.
 """
@@ -48,6 +53,9 @@ CORE_S = (0.12, 0.2)  # seconds before and after the R peak that the core spans
 SHIFT_S = 0.02  # alignment jitter a beat may have against its template (the fiducial moves a few samples)
 WIDE_SHIFT_S = 0.1  # template against the dominant: the fiducial may sit on another lobe (R and R')
 JOIN = 0.9  # correlation at which two cores are the same shape (the no-model rule's 0.90)
+SEPARATED = 2 * math.sqrt(3)  # Ashman's D of the two halves Otsu cuts a uniform spread into: a single group
+# of correlations, peaked or flat, is cut into halves closer than this (a normal spread: D = 2.6); pre-cut
+# enrolments holding abnormal beats measured 3.8-4.7 (ECG5000)
 WIDER = 1.25  # a QRS this much wider (or narrower) than the dominant one is not conducted the dominant way
 PREMATURE_MIN = 0.1  # log prematurity below -0.1 (about 10 % early) at the least
 LABELS = ("N", "S", "V", "F", "Q")
@@ -66,23 +74,21 @@ class Templates:
     normal: np.ndarray  # [K] bool: the dominant morphology (the dominant template itself included)
     width: np.ndarray  # [K] QRS width in core samples (10-90 % of the squared slope's energy)
     premature_log: float  # log prematurity below which a beat is premature
-
-    @property
-    def dominant(self) -> int:
-        return dominant(self.count, self.width)
+    normal_join: float = JOIN  # correlation with the dominant core at which a shape is the normal one
 
     def to_dict(self) -> dict:
         return {"core": self.core.tolist(), "count": self.count.tolist(), "normal": self.normal.tolist(),
-                "width": self.width.tolist(), "premature_log": self.premature_log}
+                "width": self.width.tolist(), "premature_log": self.premature_log, "normal_join": self.normal_join}
 
     @classmethod
     def from_dict(cls, d: dict) -> Templates:
         t = cls(np.asarray(d["core"], dtype=np.float64), np.asarray(d["count"], dtype=np.int64),
                 np.asarray(d["normal"], dtype=bool), np.asarray(d["width"], dtype=np.float64),
-                float(d["premature_log"]))
+                float(d["premature_log"]), float(d.get("normal_join", JOIN)))
         k = len(t.core)
         if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width))
-                or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)):
+                or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)
+                or not -1.0 <= t.normal_join <= 1.0):
             raise InputError(f"templates: expected K >= 1 finite cores with a count, class and width each, received "
                              f"core {t.core.shape}, count {t.count.shape}")
         return t
@@ -92,7 +98,8 @@ class Geometry:
     """Where the core lies in a model's beat window, in samples."""
 
     def __init__(self, length: int, pre: int | None, rate: float | None):
-        if pre is None or rate is None:  # pre-cut beats: the whole window, no alignment to search
+        self.aligned = pre is not None and rate is not None
+        if not self.aligned:  # pre-cut beats: the whole window, no alignment to search
             self.start, self.width, self.shift, self.wide = 0, length, 0, 0
             return
         before, after = (max(1, round(s * rate)) for s in CORE_S)
@@ -154,7 +161,11 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
         members.append([i])
     core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
     count = np.array([len(m) for m in members])
-    t = _classified(geom, core, count, -PREMATURE_MIN)
+    join = JOIN
+    if not geom.aligned:  # a whole pre-cut beat varies more than an R-aligned QRS: the enrolment says how much
+        dom = dominant(count, widths(core), geom.aligned)
+        join = normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
+    t = _classified(geom, core, count, -PREMATURE_MIN, join)
     if rr is None:
         return t
     template = np.empty(len(beats), dtype=np.int64)
@@ -190,20 +201,43 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
     return prem, seq[-NN_HISTORY:], bool(normal[-1]) if normal.size else last_normal
 
 
-def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float) -> Templates:
+def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float, join: float,
+                ) -> Templates:
     """Templates with each one's class against the dominant (the largest)."""
     width = widths(core)
-    dom = dominant(count, width)
+    dom = dominant(count, width, geom.aligned)
     same = np.array([_core_similarity(c, core[dom], geom.wide) for c in core])
-    normal = (same >= JOIN) & ~_conducted_otherwise(width, width[dom])
+    normal = (same >= join) & (~_conducted_otherwise(width, width[dom]) | (not geom.aligned))
     normal[dom] = True
-    return Templates(core, count, normal, width, premature_log)
+    return Templates(core, count, normal, width, premature_log, join)
 
 
-def dominant(count: np.ndarray, width: np.ndarray) -> int:
+def normal_join(sim: np.ndarray) -> float:
+    """The correlation with the dominant core at which a pre-cut beat has the normal shape, from the enrolment's
+    beats' correlations ``sim``. Otsu's split (the largest between-group variance) divides them in two; where
+    the two sides lie further apart than the halves of a uniform spread can (Ashman's D > SEPARATED), they are
+    two groups and the split is the answer. Otherwise the enrolment is one group, every beat of it normal: the
+    lowest correlation it holds (JOIN at most)."""
+    v = np.sort(sim[np.isfinite(sim)])
+    if v.size < 4:
+        return JOIN
+    i = np.arange(1, v.size)
+    c, c2 = np.cumsum(v), np.cumsum(v * v)
+    m_lo, m_hi = c[:-1] / i, (c[-1] - c[:-1]) / (v.size - i)
+    k = int(np.argmax(i * (v.size - i) * (m_hi - m_lo) ** 2))  # the low side: v[: k + 1]
+    var_lo = max(c2[k] / (k + 1) - m_lo[k] ** 2, 0.0)
+    var_hi = max((c2[-1] - c2[k]) / (v.size - k - 1) - m_hi[k] ** 2, 0.0)
+    d = math.sqrt(2) * (m_hi[k] - m_lo[k]) / math.sqrt(max(var_lo + var_hi, 1e-12))
+    return float((v[k] + v[k + 1]) / 2) if d > SEPARATED else min(JOIN, float(v[0]))
+
+
+def dominant(count: np.ndarray, width: np.ndarray, aligned: bool = True) -> int:
     """The wearer's normal template: of those holding at least DOMINANT_SHARE of the largest one's beats, the
     one with the narrowest QRS (normal conduction is the fastest). With frequent ectopy a ventricular template
-    can be as large as the normal one; it is never narrower."""
+    can be as large as the normal one; it is never narrower. Pre-cut beats (not ``aligned`` on their R peak)
+    have no QRS width to compare, only the whole beat: the largest template."""
+    if not aligned:
+        return int(np.argmax(count))
     big = np.flatnonzero(count >= DOMINANT_SHARE * count.max())
     return int(big[np.argmin(width[big])])
 
@@ -235,6 +269,7 @@ class Book:
             raise InputError(f"templates: expected cores of {geom.width} samples (this model's window), received "
                              f"{templates.core.shape[1]}")
         self.geom, self.base = geom, templates
+        self.dominant = dominant(templates.count, templates.width, geom.aligned)
         self.core, self.normal, self.width = templates.core, templates.normal, templates.width
         self.timing = np.zeros((len(templates.core), 2), dtype=np.int64)  # per template, beats since the enrolment
         # with a known RR, and of them those that came on time
@@ -270,7 +305,11 @@ class Book:
         seen = self._so_far(t, np.column_stack((timed, on_time))[ok])
         conducted = (on_time | ~timed)[ok] & (2 * seen[:, 1] > seen[:, 0])  # its shape's timed beats so far came
         # on time more often than not, and so did it, or its own time is unknown
-        label[ok] = np.where(~self.normal[t] & ~conducted, "V", np.where(early[ok], "S", "N"))
+        normal = self.normal[t]
+        if not self.geom.aligned:  # pre-cut: each beat against the dominant, as the enrolment's split was made
+            dom = self.base.core[self.dominant][None]
+            normal = similarity(self.geom, beats[ok], dom, self.geom.shift)[:, 0] >= self.base.normal_join
+        label[ok] = np.where(~normal & ~conducted, "V", np.where(early[ok], "S", "N"))
         return label, template
 
     def _so_far(self, t: np.ndarray, add: np.ndarray) -> np.ndarray:
@@ -301,10 +340,11 @@ class Book:
             if k >= 0:
                 return base + k
         core = self.geom.cores(beat)
-        dom = self.base.core[self.base.dominant]
+        dom = self.base.core[self.dominant]
         w = widths(core)
-        same = _core_similarity(core[0], dom, self.geom.wide) >= JOIN
+        same = _core_similarity(core[0], dom, self.geom.wide) >= self.base.normal_join
+        wider = bool(_conducted_otherwise(w, self.width[self.dominant])[0]) and self.geom.aligned
         self.core = np.vstack((self.core, core))
-        self.normal = np.r_[self.normal, same & ~_conducted_otherwise(w, self.width[self.base.dominant])[0]]
+        self.normal = np.r_[self.normal, bool(same) and not wider]
         self.width = np.r_[self.width, w]
         return len(self.core) - 1

@@ -38,7 +38,7 @@ def test_quick_demo_writes_report_bundles_and_bench(tmp_path, capsys):
     assert block.startswith("# title") and block.endswith("after\n")
     for section in ("## The chapter's figures", "## Held-out metrics", "## Corrected decoder vs the seed decoder",
                     "## Export parity", "## The runtime on a raw signal", "## Benchmark", "## Targets",
-                    "## Cross-wearer scoring",
+                    "## Cross-wearer scoring", "## Beat classes of pre-cut beats (ECG5000)",
                     "## Archive-scale scoring",
                     "## Compression", "## Denoising", "## Gap filling"):
         assert section in report, section

@@ -169,6 +169,11 @@ def test_templates_round_trip_and_refuse_damage():
     again = Templates.from_dict(t.to_dict())
     np.testing.assert_array_equal(again.core, t.core)
     assert again.premature_log == t.premature_log == -beatclass.PREMATURE_MIN
+    assert again.normal_join == t.normal_join == beatclass.JOIN  # R-aligned cores keep the fixed correlation
+    older = {k: v for k, v in t.to_dict().items() if k != "normal_join"}  # a profile saved before it existed
+    assert Templates.from_dict(older).normal_join == beatclass.JOIN
+    with pytest.raises(InputError, match="templates"):
+        Templates.from_dict({**t.to_dict(), "normal_join": 2.0})
     with pytest.raises(InputError, match="templates"):
         Templates.from_dict({**t.to_dict(), "count": []})
     with pytest.raises(InputError, match="templates"):
@@ -209,3 +214,36 @@ def test_a_stable_rhythm_of_identical_beats_with_drift_is_not_flagged(model, rec
     late = result.r_peak >= 60 * FS
     assert result.usable[late].mean() >= 0.99
     assert result.flag[late].mean() <= 0.02 and (result.label[late] == "N").mean() >= 0.98
+
+
+def test_the_normal_correlation_of_pre_cut_beats_splits_two_groups_apart_and_only_then():
+    """Two groups of correlations apart are split between them; one group (peaked, skewed or flat), or two that
+    overlap, is all normal: the threshold is its lowest correlation, so a clean enrolment is not cut in two."""
+    rng = np.random.default_rng(0)
+    normal, abnormal = rng.normal(0.93, 0.03, 100), rng.normal(0.4, 0.1, 40)
+    split = beatclass.normal_join(np.r_[normal, abnormal])
+    assert abnormal.max() < split < normal.min()
+    for one in (normal, 1 - rng.exponential(0.05, 150), rng.uniform(0.5, 0.9, 400),
+                np.r_[normal, rng.normal(0.88, 0.03, 40)]):
+        assert beatclass.normal_join(one) == min(beatclass.JOIN, one.min())
+    assert beatclass.normal_join(np.array([0.95, 0.2])) == beatclass.JOIN  # too few to tell
+
+
+def test_pre_cut_beats_are_classified_by_their_own_correlation_with_the_largest_template():
+    """Without an R peak to align on, the whole beat is the core: the dominant template is the largest (no QRS
+    width to compare), the enrolment's split sets the correlation of the normal shape, and each later beat is
+    judged by its own correlation with the dominant core, as the split was made."""
+    t_ = np.linspace(0, 1, 140)
+    rng = np.random.default_rng(1)
+    normal = np.sin(2 * np.pi * 3 * t_)  # two shapes: the normal one and another, a third of the enrolment
+    other = np.exp(-(((t_ - 0.5) / 0.1) ** 2))
+    enrol = np.vstack([normal + 0.1 * rng.standard_normal(140) for _ in range(60)]
+                      + [other + 0.05 * rng.standard_normal(140) for _ in range(30)])
+    geom = Geometry(140, None, None)
+    t = learn(geom, enrol[rng.permutation(90)], None)
+    book = Book(t, geom)
+    assert not geom.aligned and np.corrcoef(t.core[book.dominant], normal)[0, 1] > 0.9
+    assert 0.3 < t.normal_join < beatclass.JOIN
+    later = np.vstack([normal + 0.1 * rng.standard_normal((20, 140)), other + 0.05 * rng.standard_normal((10, 140))])
+    label, _ = book.classify(later, None, np.ones(30, dtype=bool))
+    assert list(label) == ["N"] * 20 + ["V"] * 10
