@@ -37,8 +37,8 @@ FLAT_RATIO = 0.05  # activity below this fraction of the median of recent stretc
 FLAT_HISTORY = 30  # stretches (this one and those before it) whose median activity is the reference
 HOLD_S = 0.1  # one value held this long: a dropout (no ECG holds a sample value for 100 ms) ...
 HOLD_FACTOR = 3.0  # ... where it is also this many times the median longest hold of the recent stretches: a
-# coarse converter holds the resting trace for long (the longest hold of a live stretch is at most 2.7 times the
-# recording's mean, from record 100 at 26-100 codes per mV and 125-250 Hz to MIMIC-II's 8-bit leads)
+# coarse converter holds the resting trace for long (a live stretch's longest hold is at most 2.9 times the
+# recording's median, from record 100 at 26-100 codes per mV and 125-360 Hz to MIMIC-II's 8-bit leads)
 PLATEAU_S = 0.015  # at the segment's extreme this long, entered or left abruptly: clipped (an R peak's top
 # lasts a few ms)
 ABRUPT = 0.01  # share of the span between a plateau and the sample next to it that makes its edge abrupt: a
