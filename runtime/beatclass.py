@@ -53,9 +53,9 @@ CORE_S = (0.12, 0.2)  # seconds before and after the R peak that the core spans
 SHIFT_S = 0.02  # alignment jitter a beat may have against its template (the fiducial moves a few samples)
 WIDE_SHIFT_S = 0.1  # template against the dominant: the fiducial may sit on another lobe (R and R')
 JOIN = 0.9  # correlation at which two cores are the same shape (the no-model rule's 0.90)
-SEPARATED = 2 * math.sqrt(3)  # Ashman's D of the two halves Otsu cuts a uniform spread into: a single group
-# of correlations, peaked or flat, is cut into halves closer than this (a normal spread: D = 2.6); pre-cut
-# enrolments holding abnormal beats measured 3.8-4.7 (ECG5000)
+SEPARATED = 2 * math.sqrt(3)  # Ashman's D of the two halves Otsu cuts a uniform spread into, the flattest
+# single group: a peaked one is cut into closer halves (a normal spread: D = 2.6; samples of a uniform one
+# fall either side of the line); pre-cut enrolments holding abnormal beats measured 3.8-4.7 (ECG5000)
 WIDER = 1.25  # a QRS this much wider (or narrower) than the dominant one is not conducted the dominant way
 PREMATURE_MIN = 0.1  # log prematurity below -0.1 (about 10 % early) at the least
 LABELS = ("N", "S", "V", "F", "Q")
@@ -89,8 +89,9 @@ class Templates:
         if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width))
                 or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)
                 or not -1.0 <= t.normal_join <= 1.0):
-            raise InputError(f"templates: expected K >= 1 finite cores with a count, class and width each, received "
-                             f"core {t.core.shape}, count {t.count.shape}")
+            raise InputError(f"templates: expected K >= 1 finite cores with a count, class and width each, and a "
+                             f"normal correlation in [-1, 1], received core {t.core.shape}, count {t.count.shape}, "
+                             f"normal correlation {t.normal_join}")
         return t
 
 
@@ -215,7 +216,7 @@ def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_l
 def normal_join(sim: np.ndarray) -> float:
     """The correlation with the dominant core at which a pre-cut beat has the normal shape, from the enrolment's
     beats' correlations ``sim``. Otsu's split (the largest between-group variance) divides them in two; where
-    the two sides lie further apart than the halves of a uniform spread can (Ashman's D > SEPARATED), they are
+    the two sides lie further apart than the halves of a uniform spread (Ashman's D > SEPARATED), they are
     two groups and the split is the answer. Otherwise the enrolment is one group, every beat of it normal: the
     lowest correlation it holds (JOIN at most)."""
     v = np.sort(sim[np.isfinite(sim)])
