@@ -59,3 +59,22 @@ def markdown(bundle: str, rows: list[dict]) -> str:
                  [[f"{r['abnormal_share']:.0%}", r["templates"], round(r["normal_join"], 3), round(r["sensitivity"], 3),
                    round(r["specificity"], 3), round(r["auc_shape"], 3), round(r["auc_score"], 3)] for r in rows])
     return f"{head}\n\n{body}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ecgae.evaluation.precut BUNDLE``: the table for a bundle trained on pre-cut ECG5000 beats."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ecgae.evaluation.precut", description=main.__doc__)
+    parser.add_argument("bundle", help="a bundle trained on pre-cut beats of ECG5000's length (140)")
+    args = parser.parse_args(argv)
+    model = Model.load(args.bundle)
+    if model.preprocessing.sample_rate is not None:
+        parser.error(f"bundle: expected one trained on pre-cut beats (no sample rate), received {args.bundle}, "
+                     f"trained on a raw signal at {model.preprocessing.sample_rate:g} Hz")
+    print(markdown(args.bundle, precut_rows(model)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,6 +4,7 @@ the classes use the beats' shapes only, so a bundle trained for two epochs class
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from ecgae.evaluation.precut import markdown, precut_rows
 from ecgae.runtime import Model
 
@@ -21,3 +22,13 @@ def test_pre_cut_beats_reach_the_operating_point_with_an_enrolment_holding_abnor
     assert [round(r["abnormal_share"], 2) for r in rows] == [0.3, 0.41]
     table = markdown("ae", rows)
     assert "| 30% |" in table and "| 41% |" in table and np.isfinite([r["auc_score"] for r in rows]).all()
+
+
+def test_the_table_is_printed_for_a_pre_cut_bundle_and_a_raw_signal_bundle_is_refused(bundles, mitdb_bundle, capsys):
+    from ecgae.evaluation.precut import main
+
+    assert main([str(bundles["ae"])]) == 0
+    assert "| 41% |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main([str(mitdb_bundle)])
+    assert refused.value.code == 2 and "expected one trained on pre-cut beats" in capsys.readouterr().err
