@@ -345,13 +345,12 @@ def _resolution(moves: np.ndarray, step: np.ndarray, fs: float, pooled: np.ndarr
     coarse = counts[:, 0] > COARSE * np.maximum(counts[:, 1], 1)
     live = longest < moves.shape[1]
     k = FLAT_HISTORY - 1
-    seq = np.r_[np.full(k, np.nan), holds, longest[live]]
-    before = k + holds.size + np.cumsum(live) - live  # index in seq after each row's last live stretch before it
-    typical = nan_median_rows(np.lib.stride_tricks.sliding_window_view(seq, k)[before - k])
+    seq = np.r_[holds, longest[live]]
+    typical = _recent_median(seq, holds.size + np.cumsum(live) - live, k)  # the live stretches before each row
     with np.errstate(invalid="ignore"):
         limit = np.where(np.isnan(typical), np.where(coarse, np.inf, 0.0), HOLD_FACTOR * typical)
     dropout = longest >= np.maximum(max(3, int(round(HOLD_S * fs))) - 1, limit)
-    return coarse, dropout, counts[-1] if len(counts) else pooled, seq[k:][-k:]
+    return coarse, dropout, counts[-1] if len(counts) else pooled, seq[-k:]
 
 
 def _longest_run(mask: np.ndarray) -> np.ndarray:
@@ -378,6 +377,12 @@ def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     seq = np.r_[past, activity]
     live = np.where(seq > 0, seq, np.nan)
-    live = np.r_[np.full(max(FLAT_HISTORY - 1 - past.size, 0), np.nan), live][-(activity.size + FLAT_HISTORY - 1):]
-    recent = np.lib.stride_tricks.sliding_window_view(live, FLAT_HISTORY)
-    return (activity == 0) | (activity < FLAT_RATIO * nan_median_rows(recent))
+    recent = _recent_median(live, past.size + np.arange(1, activity.size + 1), FLAT_HISTORY)  # this one included
+    return (activity == 0) | (activity < FLAT_RATIO * recent)
+
+
+def _recent_median(seq: np.ndarray, ends: np.ndarray, k: int) -> np.ndarray:
+    """Per index e of ``ends``: the median of the non-NaN values among ``seq[e - k : e]`` (fewer at the start;
+    NaN with none), the recent past both history tests judge a stretch against."""
+    padded = np.r_[np.full(k, np.nan), seq]
+    return nan_median_rows(np.lib.stride_tricks.sliding_window_view(padded, k)[ends])

@@ -15,7 +15,8 @@ between pushes and reports each R peak once nothing later can change it. A beat 
 Samples are filtered and tracked once at least HOP_S of them have come (every push of that size or
 more), which delays reports a little and changes none. State is bounded: the raw tail the filter and the
 quality gate need, the filtered signal from the first beat not yet reported, the tracker's own, and the
-quality gate's history (the activity of the last few beats, two levels).
+quality gate's history (``quality.History``: the activity and longest holds of the last few beats, two levels
+and two counts).
 """
 
 from __future__ import annotations
