@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import InputError
-from .robust import INLIER_Z, nan_median_rows, robust_sd
+from .robust import INLIER_Z, nan_median_rows, robust_sd, trailing_windows
 
 CORE_S = (0.12, 0.2)  # seconds before and after the R peak that the core spans
 SHIFT_S = 0.02  # alignment jitter a beat may have against its template (the fiducial moves a few samples)
@@ -162,11 +162,7 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
         members.append([i])
     core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
     count = np.array([len(m) for m in members])
-    join = JOIN
-    if not geom.aligned:  # a whole pre-cut beat varies more than an R-aligned QRS: the enrolment says how much
-        dom = dominant(count, widths(core), geom.aligned)
-        join = normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
-    t = _classified(geom, core, count, -PREMATURE_MIN, join)
+    t = _classified(geom, core, count, -PREMATURE_MIN, beats)
     if rr is None:
         return t
     template = np.empty(len(beats), dtype=np.int64)
@@ -193,8 +189,7 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
     nn = normal & np.r_[last_normal, normal[:-1]] & np.isfinite(rr)
     seq = np.r_[past, rr[nn]]
     before = np.cumsum(np.r_[0, nn[:-1]]) + past.size  # NN intervals known before each beat
-    padded = np.r_[np.full(NN_HISTORY, np.nan), seq]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, NN_HISTORY)[before]  # the NN_HISTORY before each
+    windows = trailing_windows(seq, before, NN_HISTORY)  # the NN_HISTORY before each
     known = np.isfinite(windows).sum(axis=1) >= NN_MIN
     expected = np.where(known, nan_median_rows(windows), np.nan)
     with np.errstate(invalid="ignore"):
@@ -202,11 +197,14 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
     return prem, seq[-NN_HISTORY:], bool(normal[-1]) if normal.size else last_normal
 
 
-def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float, join: float,
+def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float, beats: np.ndarray,
                 ) -> Templates:
-    """Templates with each one's class against the dominant (the largest)."""
+    """Templates with each one's class against the dominant (the largest), learnt from the enrolment's
+    ``beats``: a whole pre-cut beat varies more than an R-aligned QRS, so for those the enrolment says how much
+    (``normal_join``)."""
     width = widths(core)
     dom = dominant(count, width, geom.aligned)
+    join = JOIN if geom.aligned else normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
     same = np.array([_core_similarity(c, core[dom], geom.wide) for c in core])
     normal = (same >= join) & (~_conducted_otherwise(width, width[dom]) | (not geom.aligned))
     normal[dom] = True
@@ -284,8 +282,9 @@ class Book:
         n = len(beats)
         template = np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(usable)
+        sim = similarity(self.geom, beats[rows], self.core, self.geom.shift)  # every usable beat gets a template
         if rows.size:
-            chosen = _choose(similarity(self.geom, beats[rows], self.core, self.geom.shift), self.normal)
+            chosen = _choose(sim, self.normal)
             template[rows] = chosen
             for i in rows[chosen < 0]:  # new shapes, in time order: a later beat of the same shape joins them
                 template[i] = self._place(beats[i : i + 1])
@@ -308,8 +307,7 @@ class Book:
         # on time more often than not, and so did it, or its own time is unknown
         normal = self.normal[t]
         if not self.geom.aligned:  # pre-cut: each beat against the dominant, as the enrolment's split was made
-            dom = self.base.core[self.dominant][None]
-            normal = similarity(self.geom, beats[ok], dom, self.geom.shift)[:, 0] >= self.base.normal_join
+            normal = sim[:, self.dominant] >= self.base.normal_join
         label[ok] = np.where(~normal & ~conducted, "V", np.where(early[ok], "S", "N"))
         return label, template
 

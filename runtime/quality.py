@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .robust import nan_median_rows
+from .robust import nan_median_rows, trailing_windows
 from .validate import as_numeric, sample_rate
 
 SEGMENT_S = 2.0  # seconds per segment: two or more beats at any resting rate
@@ -346,7 +346,7 @@ def _resolution(moves: np.ndarray, step: np.ndarray, fs: float, pooled: np.ndarr
     live = longest < moves.shape[1]
     k = FLAT_HISTORY - 1
     seq = np.r_[holds, longest[live]]
-    typical = _recent_median(seq, holds.size + np.cumsum(live) - live, k)  # the live stretches before each row
+    typical = nan_median_rows(trailing_windows(seq, holds.size + np.cumsum(live) - live, k))  # the live ones before
     with np.errstate(invalid="ignore"):
         limit = np.where(np.isnan(typical), np.where(coarse, np.inf, 0.0), HOLD_FACTOR * typical)
     dropout = longest >= np.maximum(max(3, int(round(HOLD_S * fs))) - 1, limit)
@@ -377,12 +377,5 @@ def _weak(activity: np.ndarray, past: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     seq = np.r_[past, activity]
     live = np.where(seq > 0, seq, np.nan)
-    recent = _recent_median(live, past.size + np.arange(1, activity.size + 1), FLAT_HISTORY)  # this one included
-    return (activity == 0) | (activity < FLAT_RATIO * recent)
-
-
-def _recent_median(seq: np.ndarray, ends: np.ndarray, k: int) -> np.ndarray:
-    """Per index e of ``ends``: the median of the non-NaN values among ``seq[e - k : e]`` (fewer at the start;
-    NaN with none), the recent past both history tests judge a stretch against."""
-    padded = np.r_[np.full(k, np.nan), seq]
-    return nan_median_rows(np.lib.stride_tricks.sliding_window_view(padded, k)[ends])
+    recent = trailing_windows(live, past.size + np.arange(1, activity.size + 1), FLAT_HISTORY)  # this one included
+    return (activity == 0) | (activity < FLAT_RATIO * nan_median_rows(recent))

@@ -1,4 +1,5 @@
-"""Robust statistics shared by the wearer's threshold, its RR features, denoising and the quality gate."""
+"""Robust statistics shared by the wearer's threshold, its RR features, denoising, the beat classes' rhythm and
+the quality gate."""
 
 from __future__ import annotations
 
@@ -38,3 +39,10 @@ def nan_median_rows(rows: np.ndarray) -> np.ndarray:
     lo, hi = s[i, np.maximum(k - 1, 0) // 2], s[i, np.maximum(k, 1) // 2]
     with np.errstate(invalid="ignore"):
         return np.where(k > 0, (lo + hi) / 2, np.nan)
+
+
+def trailing_windows(seq: np.ndarray, ends: np.ndarray, k: int) -> np.ndarray:
+    """[len(ends), k]: ``seq[e - k : e]`` for each index e of ``ends``, NaN-padded where it would start before
+    ``seq`` (a view): the recent past a value is judged against, in one vectorised step."""
+    padded = np.r_[np.full(k, np.nan), seq]
+    return np.lib.stride_tricks.sliding_window_view(padded, k)[ends]
