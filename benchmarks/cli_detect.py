@@ -16,8 +16,8 @@ from ..runtime.cli import read_wfdb
 from ..runtime.errors import InputError
 from ..runtime.io import write_json
 from ..runtime.preprocess import r_peaks
-from .detection import AAMI, SYMBOL_CLASS, default_preprocessing, pct, score_detections
-from .qrs_peers import Input, generated
+from .detection import AAMI, default_preprocessing, pct, score_detections
+from .qrs_peers import Input, generated, reference
 from .qrs_peers import markdown as peers_markdown
 from .qrs_peers import measure as measure_peers
 
@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser, _name: str) -> None:
                              "beats, 8-bit, pacing spikes)")
 
 
-def _read(record: str, ann_ext: str, lead: str | None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """(one lead in physical units, fs, annotated beat samples, their symbols)."""
+def _read(record: str, ann_ext: str, lead: str | None,
+          ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+    """(one lead in physical units, fs, annotated beat samples, their symbols, flutter episodes [E, 2])."""
     signal, fs = read_wfdb(Path(record), lead)  # checks the extra and the lead
     import wfdb
 
@@ -48,9 +49,7 @@ def _read(record: str, ann_ext: str, lead: str | None) -> tuple[np.ndarray, floa
         reason = " ".join(str(e).split())
         raise InputError(f"RECORD {record}: expected reference annotations in {record}.{ann_ext}, which "
                          f"cannot be read ({type(e).__name__}: {reason})") from None
-    symbols = np.asarray(ann.symbol)
-    beat = np.array([s in SYMBOL_CLASS for s in symbols], dtype=bool)
-    return signal, fs, np.asarray(ann.sample)[beat], symbols[beat]
+    return signal, fs, *reference(np.asarray(ann.sample), np.asarray(ann.symbol))
 
 
 def _row(cells) -> str:
@@ -73,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
               *(f"{c} found" for c in AAMI))
     print(_row(header) + "\n" + _row(["---"] * len(header)))
     for record in args.records:
-        signal, fs, ref, symbols = _read(record, args.ann, args.lead)
-        leads.append(Input(Path(record).name, "annotated", signal, fs, ref, symbols))
+        signal, fs, ref, symbols, flutter = _read(record, args.ann, args.lead)
+        leads.append(Input(Path(record).name, "annotated", signal, fs, ref, symbols, flutter))
         try:
             found = r_peaks(signal, fs, prep)
         except InputError as e:
             raise InputError(f"RECORD {record}: {e}") from None
-        r = score_detections(ref, found, fs, symbols) | {"record": record, "lead": args.lead or "default", "fs": fs}
+        r = score_detections(ref, found, fs, symbols, flutter)
+        r |= {"record": record, "lead": args.lead or "default", "fs": fs}
         results.append(r)
         by = r["by_class"]
         cells = (record, args.lead or "default", str(r["reference_beats"]),

@@ -25,6 +25,7 @@ MATCH_S = 0.15  # EC57's match window
 # MIT-BIH beat symbols by AAMI class; everything else (rhythm, noise, comments) is not a beat
 AAMI = {"N": "NLRej", "S": "AaJS", "V": "VE", "F": "F", "Q": "/fQ"}
 SYMBOL_CLASS = {s: c for c, symbols in AAMI.items() for s in symbols}
+FLUTTER_ON, FLUTTER_OFF = "[", "]"  # a reference episode of ventricular flutter or fibrillation
 
 
 def default_preprocessing() -> Preprocessing:
@@ -60,9 +61,38 @@ def match(reference: np.ndarray, detected: np.ndarray, tolerance: int) -> Match:
     return Match(found, true, det[nearest[found]] - ref[found])
 
 
+def flutter_episodes(ann_sample: np.ndarray, ann_symbol: np.ndarray) -> np.ndarray:
+    """[E, 2] first and last sample of each reference episode of ventricular flutter or fibrillation (``[`` to
+    ``]``; one left open runs to the end). EC57 leaves them out of beat statistics: their flutter waves are
+    not beats a detector can be asked to count, so neither the reference nor the detections in them count."""
+    episodes, on = [], None
+    for at, y in zip(np.asarray(ann_sample, dtype=np.int64).tolist(), np.asarray(ann_symbol).astype(str)):
+        if y == FLUTTER_ON and on is None:
+            on = at
+        elif y == FLUTTER_OFF and on is not None:
+            episodes.append((on, at))
+            on = None
+    if on is not None:
+        episodes.append((on, np.iinfo(np.int64).max))
+    return np.array(episodes, dtype=np.int64).reshape(-1, 2)
+
+
+def outside(samples: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """True for the samples outside every episode [E, 2] (first and last sample, both inside)."""
+    samples = np.asarray(samples, dtype=np.int64)
+    inside = (samples[:, None] >= episodes[None, :, 0]) & (samples[:, None] <= episodes[None, :, 1])
+    return ~inside.any(axis=1)
+
+
 def score_detections(reference: np.ndarray, detected: np.ndarray, fs: float,
-                     symbols: np.ndarray | None = None) -> dict:
-    """Se, +P, DER and fiducial offsets (also per AAMI class when ``symbols`` are given)."""
+                     symbols: np.ndarray | None = None, excluded: np.ndarray | None = None) -> dict:
+    """Se, +P, DER and fiducial offsets (also per AAMI class when ``symbols`` are given); reference beats and
+    detections inside the ``excluded`` episodes [E, 2] (``flutter_episodes``) are left out."""
+    if excluded is not None and len(excluded):
+        keep = outside(reference, excluded)
+        reference = np.asarray(reference)[keep]
+        symbols = None if symbols is None else np.asarray(symbols)[keep]
+        detected = np.asarray(detected)[outside(detected, excluded)]
     m = match(reference, detected, int(round(MATCH_S * fs)))
     n_ref, tp = int(m.found.size), int(m.found.sum())
     fn, fp = n_ref - tp, int((~m.true).sum())

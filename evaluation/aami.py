@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..benchmarks.detection import flutter_episodes, outside
 from ..runtime.errors import InputError
 
 CLASSES = ("N", "S", "V", "F", "Q")
@@ -35,7 +36,6 @@ PACED = "/"  # the runtime's label for a paced beat: AAMI's Q class
 
 AAMI = {**dict.fromkeys("NLRej", "N"), **dict.fromkeys("AaJS", "S"), **dict.fromkeys("VE", "V"), "F": "F",
         **dict.fromkeys("/fQ", "Q")}
-VF_ON, VF_OFF = "[", "]"
 
 
 def aami_class(symbols: np.ndarray) -> np.ndarray:
@@ -83,21 +83,6 @@ def match_beats(ref: np.ndarray, test: np.ndarray, window: int) -> tuple[np.ndar
     return t_of, r_of
 
 
-def _vf_mask(samples: np.ndarray, ann_sample: np.ndarray, ann_symbol: np.ndarray) -> np.ndarray:
-    """True for samples inside a reference flutter/fibrillation episode ([ ... ])."""
-    inside = np.zeros(len(samples), dtype=bool)
-    on = None
-    for s, y in zip(ann_sample, ann_symbol):
-        if y == VF_ON:
-            on = s
-        elif y == VF_OFF and on is not None:
-            inside |= (samples >= on) & (samples <= s)
-            on = None
-    if on is not None:
-        inside |= samples >= on
-    return inside
-
-
 def confusion(ann_sample: np.ndarray, ann_symbol: np.ndarray, r_peak: np.ndarray, labels: np.ndarray, fs: float,
               start: int = 0, window_seconds: float = MATCH_SECONDS) -> np.ndarray:
     """EC57 confusion matrix [6 x 6] (rows ROWS, columns COLS) of one record.
@@ -122,8 +107,9 @@ def confusion(ann_sample: np.ndarray, ann_symbol: np.ndarray, r_peak: np.ndarray
     beat = cls != ""
     ref, ref_cls = ann_sample[beat], cls[beat]
     t_of, r_of = match_beats(ref, r_peak, int(round(window_seconds * fs)))
-    ref_in = (ref >= start) & ~_vf_mask(ref, ann_sample, ann_symbol)
-    test_in = (r_peak >= start) & ~_vf_mask(r_peak, ann_sample, ann_symbol)
+    flutter = flutter_episodes(ann_sample, ann_symbol)
+    ref_in = (ref >= start) & outside(ref, flutter)
+    test_in = (r_peak >= start) & outside(r_peak, flutter)
     m = np.zeros((len(ROWS), len(COLS)), dtype=np.int64)
     row = {c: k for k, c in enumerate(ROWS)}
     col = {c: k for k, c in enumerate(COLS)}

@@ -22,6 +22,23 @@ def test_matching_pairs_each_reference_beat_with_one_detection():
     assert r["by_class"]["V"]["found"] == 1 and r["by_class"]["S"]["found"] == 0
 
 
+def test_flutter_episodes_are_left_out_of_the_detection_score():
+    """Detections among flutter waves ([ ... ], one left open to the end) are neither true nor false: EC57
+    does not score a detector there. Outside them every miss and extra still counts."""
+    samples = np.array([100, 150, 200, 260, 300, 400, 450, 500, 560])
+    symbols = np.array(["N", "[", "!", "!", "]", "N", "[", "!", "!"])
+    episodes = detection.flutter_episodes(samples, symbols)
+    assert episodes[0].tolist() == [150, 300] and episodes[1, 0] == 450 and episodes[1, 1] > 10**9
+    np.testing.assert_array_equal(detection.outside(np.array([149, 150, 300, 301, 449, 900]), episodes),
+                                  [True, False, False, True, True, False])
+    ref = np.array([100, 400])  # the beats (flutter waves are not beats)
+    found = np.array([100, 180, 230, 280, 330, 470, 520])  # four in the episodes, one extra at 330, 400 missed
+    plain = detection.score_detections(ref, found, 360.0)
+    scored = detection.score_detections(ref, found, 360.0, excluded=episodes)
+    assert (plain["tp"], plain["fn"], plain["fp"]) == (1, 1, 6)
+    assert (scored["tp"], scored["fn"], scored["fp"]) == (1, 1, 1)
+
+
 def test_synthetic_ventricular_beats_are_found_whatever_their_width_or_polarity():
     """Isolated wide beats (sd 25 and 40 ms), upright, inverted and biphasic, 0.7 to 3 times R: >= 99 %
     of them found and no false detection."""
