@@ -9,8 +9,9 @@ MIT-BIH Arrhythmia Database), rewritten so that no Python loop runs per sample o
    inverted PVCs). The 10 ms difference weighs the slow T wave down.
 2. Candidates: the feature's peaks that are the highest peak within +-200 ms (the refractory period).
 3. Adaptive levels: per 1-s block of signal, the feature's maximum (a QRS when the heart beats) and
-   median (the noise floor). A candidate's threshold is N + 0.3125 (Q - N), with Q and N the medians of
-   the 8 complete blocks before its own (the first 8 s use the first 8 blocks: the learning period).
+   median (the noise floor). A candidate's threshold is N + 0.3125 (Q - N), from the 8 complete blocks
+   before its own (the first 8 s use the first 8 blocks: the learning period): N the median of their
+   medians, Q the mean of the maxima of those holding a beat, clipped at their median (``levels``).
    Block statistics of the past make the levels adaptive without the detector's recursion.
 4. T-wave rejection: a detection within 360 ms of the previous beat whose steepest slope is under half
    of that beat's is a T wave.
@@ -111,7 +112,24 @@ def block_levels(feature: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
     # history of block b: blocks b-h .. b-1; the first h blocks share blocks 0 .. h-1 (learning period)
     starts = np.clip(np.arange(nb + 1) - h, 0, nb - h)
     idx = starts[:, None] + np.arange(h)[None, :]
-    return _median_rows(peak[idx]), _median_rows(floor[idx])
+    return levels(peak[idx], floor[idx])
+
+
+def levels(maxima: np.ndarray, medians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(QRS level, noise level) of each row of HISTORY_BLOCKS blocks' maxima and medians.
+
+    The noise level is the median of the medians. The QRS level is the mean of the maxima of the blocks that
+    hold something that could be a beat (above half the threshold against the median maximum, the bar a
+    search-back find must clear), each clipped at that median: OSEA averages the heights of the beats it
+    found. A median alone is the larger beats' level when a rhythm alternates large and small beats (a
+    ventricular bigeminy with beats three times the normal ones' size put every normal beat under the
+    threshold); the clipping keeps one artefact from raising it, and leaving out the blocks that hold no
+    beat keeps a slow heart's empty seconds from lowering it."""
+    noise = _median_rows(medians)
+    middle = _median_rows(maxima)
+    beat = maxima - noise[:, None] >= 0.5 * TH * (middle - noise)[:, None]
+    clipped = np.where(beat, np.minimum(maxima, middle[:, None]), 0.0)
+    return clipped.sum(axis=1) / beat.sum(axis=1), noise
 
 
 def relative(value: np.ndarray, signal: np.ndarray, fs: float, at: np.ndarray) -> np.ndarray:

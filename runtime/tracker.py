@@ -43,9 +43,16 @@ from .detector import (
     _seconds,
     block_size,
     detect_r_peaks,
+    levels,
     refractory_keep,
 )
 from .errors import InputError
+
+
+def _history_levels(stats: np.ndarray) -> np.ndarray:
+    """[4, k]: ``detector.levels`` of the feature, then of the slope, from block statistics [k, HISTORY_BLOCKS, 4]
+    (feature max and median, slope max and median)."""
+    return np.array([*levels(stats[..., 0], stats[..., 1]), *levels(stats[..., 2], stats[..., 3])])
 
 
 class _TWaves:
@@ -194,23 +201,23 @@ class PeakTracker:
             new = np.stack((f.max(axis=1), _median_rows(f[:, ::4]), sl.max(axis=1), _median_rows(sl[:, ::4])), 1)
             self._stats = np.concatenate((self._stats, new))
             if self._learning is None and complete >= HISTORY_BLOCKS:
-                self._learning = _median_rows(self._stats[:HISTORY_BLOCKS].T)
+                self._learning = _history_levels(self._stats[None, :HISTORY_BLOCKS])[:, 0]
 
     def _levels(self, cand: np.ndarray) -> np.ndarray:
         """[4, k]: QRS and noise levels of the feature, then of the slope, for candidates at ``cand``: medians
         over the HISTORY_BLOCKS blocks before each one's own (the learning period's for the first ones)."""
         b = cand // self._size
-        levels = np.repeat(self._learning[:, None], cand.size, axis=1)
+        out = np.repeat(self._learning[:, None], cand.size, axis=1)
         late = b >= HISTORY_BLOCKS
         if late.any():
             blocks = b[late]
             if blocks[0] == blocks[-1] == self._cached[0]:  # a push's candidates mostly share the last block
-                levels[:, late] = self._cached[1][:, None]
-                return levels
+                out[:, late] = self._cached[1][:, None]
+                return out
             rows = blocks[:, None] - HISTORY_BLOCKS - self._s0 + np.arange(HISTORY_BLOCKS)[None, :]
-            levels[:, late] = [_median_rows(self._stats[rows, i]) for i in range(4)]
-            self._cached = (int(blocks[-1]), levels[:, -1].copy())
-        return levels
+            out[:, late] = _history_levels(self._stats[rows])
+            self._cached = (int(blocks[-1]), out[:, -1].copy())
+        return out
 
     def _advance(self, limit: int, final: bool) -> np.ndarray:
         """Find the feature's local maxima up to ``limit``, decide the candidates, score them and run them
