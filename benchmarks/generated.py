@@ -1,7 +1,7 @@
 """Generated recording conditions that show one mechanism each, built from a real trace: a low-resolution
-ADC (8-bit bedside monitors, many wearables) and pacemaker spikes.
+ADC (8-bit bedside monitors, many wearables), pacemaker spikes and a slow heart.
 
-Both act on a signal in mV with its own sample rate; both are deterministic (no noise is drawn), so a
+Each acts on a signal in mV with its own sample rate; each is deterministic (no noise is drawn), so a
 figure measured on them is the mechanism's, not a random draw's.
 """
 
@@ -13,6 +13,7 @@ MIMIC_GAIN = 26.0  # ADC units per mV of the MIMIC-II monitor's 8-bit MCL1 lead:
 SPIKE_LEAD_S = 0.06  # a pacing spike precedes the paced complex's R peak by 40-80 ms; this is the middle
 SPIKE_MV = 5.0  # pacing artefacts reach several mV at the skin, well above the QRS (record 100's R: ~1.5 mV)
 SPIKE_WIDTH_S = 0.002  # the stimulus lasts 0.5-2 ms; sampled, 1 sample up to 500 Hz and 2 at 1000 Hz
+SYSTOLE_S = (0.25, 0.45)  # kept whole around each R peak: the P wave before it, the QRS and T wave after it
 
 
 def quantise(x: np.ndarray, step: float, levels: int | None = None) -> np.ndarray:
@@ -53,3 +54,32 @@ def with_pacing_spikes(x: np.ndarray, fs: float, r_peaks: np.ndarray, amplitude_
         inside = at + k < y.size
         y[at[inside] + k] += amplitude_mv
     return y, at
+
+
+def slower(x: np.ndarray, fs: float, r_peaks: np.ndarray, rate_bpm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` with its heart slowed to ``rate_bpm``, as in sinus bradycardia: each diastole (from SYSTOLE_S[1]
+    after an R peak to SYSTOLE_S[0] before the next) is stretched by linear interpolation until the interval
+    is 60 / ``rate_bpm`` s (never shortened), while P, QRS and T keep their shape and duration. (Reading the
+    samples at a lower rate would slow the heart too, but widen every QRS and push each T wave out of reach
+    of the detector's T-wave test, which no slow heart does.) Returns (signal, R peaks in it)."""
+    if not rate_bpm > 0:
+        raise ValueError(f"rate_bpm: expected > 0 beats per minute, received {rate_bpm!r}")
+    x = np.asarray(x, dtype=np.float64)
+    peaks = np.asarray(r_peaks, dtype=np.int64)
+    before, after = (int(round(s * fs)) for s in SYSTOLE_S)
+    rr = int(round(60.0 / rate_bpm * fs))
+    parts, moved, at = [x[: peaks[0]]], [], peaks[0]
+    for r0, r1 in zip(peaks[:-1], peaks[1:]):
+        moved.append(at)
+        diastole = x[r0 + after : r1 - before] if r1 - r0 > after + before + 1 else x[r0:r0]
+        n = max(rr - after - before, diastole.size)
+        if diastole.size:
+            stretched = np.interp(np.linspace(0, diastole.size - 1, n), np.arange(diastole.size), diastole)
+            part = np.concatenate((x[r0 : r0 + after], stretched, x[r1 - before : r1]))
+        else:  # an interval too short to hold a diastole stays as it is
+            part = x[r0:r1]
+        parts.append(part)
+        at += part.size
+    moved.append(at)
+    parts.append(x[peaks[-1] :])
+    return np.concatenate(parts), np.array(moved, dtype=np.int64)

@@ -32,13 +32,14 @@ from .detection import (
     record_100,
     score_detections,
 )
-from .generated import eight_bit, with_pacing_spikes
+from .generated import eight_bit, slower, with_pacing_spikes
 from .markdown import table
 
 Detector = Callable[[np.ndarray, float], np.ndarray]
 OURS = "ecgae"
 NEUROKIT_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012")
 SPIKE_RATES = (125.0, 250.0, 360.0, 1000.0)
+SLOW_BPM = (45.0, 38.0, 30.0)  # record 100 (75 bpm) with a slow heart: empty seconds between beats
 QUICK_SECONDS = 300.0  # quick mode (tests): record 100's first 5 minutes
 
 
@@ -135,7 +136,8 @@ def _record_100(seconds: float | None = None) -> tuple[dict[str, np.ndarray], fl
 
 def generated(quick: bool = False) -> Iterator[Input]:
     """Record 100 under the detector benchmark's stress conditions and synthetic ventricular beats, through
-    an 8-bit ADC (at 360 and 125 Hz), and with a pacemaker-like spike before every beat at 125-1000 Hz.
+    an 8-bit ADC (at 360 and 125 Hz), slowed to 30-45 bpm, and with a pacemaker-like spike before every
+    beat at 125-1000 Hz.
     ``quick`` (for tests): the first 5 minutes, the 8-bit and spike conditions only."""
     leads, fs, ann, sym = _record_100(QUICK_SECONDS if quick else None)
     for name, lead, change, value, seed in ([] if quick else conditions(quick)):
@@ -150,6 +152,9 @@ def generated(quick: bool = False) -> Iterator[Input]:
         x = leads["MLII"] if rate == fs else resample(leads["MLII"], fs, rate)
         yield Input(f"100 MLII 8-bit at {rate:g} Hz", "generated", eight_bit(x), rate,
                     np.round(ann * rate / fs).astype(np.int64), sym)
+    for lead, bpm in product(("MLII", "V5"), () if quick else SLOW_BPM):
+        x, ref = slower(leads[lead], fs, ann, bpm)
+        yield Input(f"100 {lead} slowed to {bpm:g} bpm", "generated", x, fs, ref, sym)
     for rate in SPIKE_RATES:
         x = leads["MLII"] if rate == fs else resample(leads["MLII"], fs, rate)
         ref = np.round(ann * rate / fs).astype(np.int64)

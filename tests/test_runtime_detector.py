@@ -7,7 +7,7 @@ import importlib.resources
 
 import numpy as np
 import pytest
-from ecgae.runtime.detector import detect_r_peaks
+from ecgae.runtime.detector import TH, detect_r_peaks, levels
 from ecgae.runtime.preprocess import Preprocessing, design_bandpass, fir_filter, r_peaks, resample
 
 FS = 360.0
@@ -92,6 +92,21 @@ def test_a_wide_inverted_beat_between_narrow_ones_is_found(prep):
     found = r_peaks(x, FS, prep)
     se, ppv, off = se_ppv_offsets(times * FS, found, TOLERANCE)
     assert se == 1.0 and ppv == 1.0 and off.max() <= 2
+
+
+def test_the_qrs_level_counts_small_beats_and_neither_an_artefact_nor_an_empty_second():
+    """Block maxima of 8 seconds, noise floor 0: the level is the mean over the blocks that could hold a beat,
+    each clipped at the median."""
+    floor = np.zeros((4, 8))
+    maxima = np.array([[1.0] * 8,
+                       [1.0] * 5 + [0.3] * 3,  # bigeminy: three seconds held only a small normal beat
+                       [1.0] * 7 + [10.0],  # one artefact
+                       [1.0] * 5 + [0.1] * 3])  # a slow heart: three seconds held only a T wave
+    q, n = levels(maxima, floor)
+    np.testing.assert_allclose(n, 0.0)
+    np.testing.assert_allclose(q, [1.0, (5 + 0.9) / 8, 1.0, 1.0])
+    assert 0.3 > TH * q[1]  # the small beats now clear the threshold (against the median they did not)
+    assert 0.1 < 0.5 * TH  # what the empty seconds held could not be a beat
 
 
 def test_tall_t_waves_are_not_beats(prep):
