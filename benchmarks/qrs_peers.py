@@ -24,6 +24,7 @@ from ..training.build_field import ANNOTATED, FIELD, PACED, load_annotations
 from ..training.build_others import load_record
 from ..training.synthetic import with_ventricular_beats
 from .detection import (
+    MATCH_S,
     SYMBOL_CLASS,
     apply_condition,
     conditions,
@@ -41,6 +42,7 @@ NEUROKIT_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010"
 SPIKE_RATES = (125.0, 250.0, 360.0, 1000.0)
 SLOW_BPM = (45.0, 38.0, 30.0)  # record 100 (75 bpm) with a slow heart: empty seconds between beats
 QUICK_SECONDS = 300.0  # quick mode (tests): record 100's first 5 minutes
+STRIP_S = 10.0  # short strips: a wearable's or a challenge's 10-s recording, each detector starting cold
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,46 @@ def compare(inputs: Iterator[Input], detectors: dict[str, Detector]) -> list[dic
     return rows
 
 
+def strips(inputs: list[Input], detectors: dict[str, Detector], seconds: float = STRIP_S) -> dict:
+    """Every annotated input cut into consecutive ``seconds`` strips, every detector run on each strip on its
+    own (cold: no signal before it) and once on the whole input; per detector, both pooled over the same
+    spans. A strip's first and last MATCH_S are not scored: a beat cut in half there can be asked of no
+    detector. The difference between the two is what starting on a strip costs a detector."""
+    out = {name: {"strip": np.zeros(3, np.int64), "whole": np.zeros(3, np.int64), "errors": 0} for name in detectors}
+    count = 0
+    for inp in (i for i in inputs if i.kind == "annotated"):
+        n, edge = int(seconds * inp.fs), int(round(MATCH_S * inp.fs))
+        starts = range(0, inp.x.size - n + 1, n)
+        count += len(starts)
+        for name, detect in detectors.items():
+            try:
+                whole = np.asarray(detect(inp.x, inp.fs))
+            except Exception:  # a peer's failure is a result, as in compare
+                whole = None
+            for s0 in starts:
+                try:
+                    alone = np.asarray(detect(inp.x[s0 : s0 + n], inp.fs)) + s0
+                except Exception:
+                    out[name]["errors"] += 1
+                    continue
+                span = (s0 + edge, s0 + n - edge)
+                ref = inp.ref[(inp.ref >= span[0]) & (inp.ref < span[1])]
+                for key, found in (("strip", alone), ("whole", whole)):
+                    if found is not None:
+                        r = score_detections(ref, found[(found >= span[0]) & (found < span[1])], inp.fs,
+                                             excluded=inp.excluded)
+                        out[name][key] += [r["tp"], r["fn"], r["fp"]]
+    return {"seconds": seconds, "strips": count, "unscored_edge_s": MATCH_S,
+            "detectors": {name: {"errors": v["errors"], **{key: _rates(v[key]) for key in ("strip", "whole")}}
+                          for name, v in out.items()}}
+
+
+def _rates(counts: np.ndarray) -> dict:
+    tp, fn, fp = (int(c) for c in counts)
+    return {"tp": tp, "fn": fn, "fp": fp, "se": tp / (tp + fn) if tp + fn else None,
+            "ppv": tp / (tp + fp) if tp + fp else None}
+
+
 def _best_peer(row: dict, key: str) -> tuple[str, float] | None:
     scored = [(v[key], n) for n, v in row["detectors"].items() if n != OURS and v.get(key) is not None]
     return (max(scored)[1], max(scored)[0]) if scored else None
@@ -245,8 +287,9 @@ def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False) -> di
     its first 5 minutes, once)."""
     detectors, missing = peers(prep)
     rows = compare(iter(inputs), detectors)
-    return {"match_window_s": 0.15, "detectors": list(detectors), "missing": missing, "rows": rows,
+    return {"match_window_s": MATCH_S, "detectors": list(detectors), "missing": missing, "rows": rows,
             "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows),
+            "strips": strips(inputs, detectors),
             "speed_record_100": speed(detectors, 1 if quick else 3, QUICK_SECONDS if quick else None)}
 
 
@@ -277,8 +320,22 @@ def markdown(d: dict) -> list[str]:
                      "100: time / ecgae"], pooled)]
     if d["missing"]:
         lines += ["", f"Not installed, so not compared: {', '.join(d['missing'])}."]
+    lines += _strips_markdown(d["strips"])
     short = [[f["input"], "Se" if f["measure"] == "se" else "+P", pct(f["ecgae"]), pct(f["best"]), f["best_peer"]]
              for f in d["shortfalls"]]
     lines += ["", f"Where ecgae is below the best peer ({len(short)} of {2 * len(d['rows'])} figures):", ""]
     lines += table(["input", "measure", "ecgae %", "best peer %", "best peer"], short) if short else ["none"]
     return lines
+
+
+def _strips_markdown(st: dict) -> list[str]:
+    rows = [[n, f"{pct(v['strip']['se'])} / {pct(v['strip']['ppv'])}", str(v["strip"]["fn"]), str(v["strip"]["fp"]),
+             f"{pct(v['whole']['se'])} / {pct(v['whole']['ppv'])}", str(v["whole"]["fn"]), str(v["whole"]["fp"]),
+             str(v["errors"])] for n, v in st["detectors"].items()]
+    return ["", f"Short strips: every annotated input above cut into {st['strips']} consecutive "
+            f"{st['seconds']:g}-s strips, each detector run on each strip alone (it starts cold, as on a wearable's "
+            f"or a challenge's short recording), beside the same detector on the whole input over the same spans. "
+            f"A strip's first and last {st['unscored_edge_s'] * 1e3:.0f} ms are not scored (a beat cut in half "
+            "there cannot be asked for).", "",
+            *table(["detector", "strips: Se % / +P %", "FN", "FP", "whole input: Se % / +P %", "FN", "FP",
+                    "strips failed"], rows)]

@@ -73,3 +73,25 @@ def test_detect_eval_runs_the_peers(tmp_path, capsys, monkeypatch):
     assert peers["speed_record_100"]["detectors"][qrs_peers.OURS]["vs_ecgae"] == 1.0
     text = capsys.readouterr().out
     assert "## Beat finding beside open detectors" in text and "Not installed, so not compared: nk neurokit." in text
+
+
+def test_short_strips_measure_what_starting_cold_costs():
+    """A minute is six 10-s strips. The runtime finds every scored beat on each strip alone; a detector that
+    needs 2 s to start finds none in a strip's first 2 s, which on the whole minute costs it the first strip's
+    only."""
+    inp = _minute()
+    ours = qrs_peers.peers(detection.default_preprocessing())[0][qrs_peers.OURS]
+
+    def cold(x, fs):
+        found = ours(x, fs)
+        return found[found >= 2 * fs]
+
+    st = qrs_peers.strips([inp], {qrs_peers.OURS: ours, "cold": cold})
+    assert st["strips"] == 6 and st["seconds"] == qrs_peers.STRIP_S
+    for key in ("strip", "whole"):
+        assert st["detectors"][qrs_peers.OURS][key]["se"] == st["detectors"][qrs_peers.OURS][key]["ppv"] == 1.0
+    c = st["detectors"]["cold"]
+    per_strip_start = c["strip"]["fn"] / 6
+    assert 1 <= c["whole"]["fn"] <= 3 and 1.5 <= per_strip_start <= 3 and c["strip"]["fp"] == c["whole"]["fp"] == 0
+    lines = qrs_peers._strips_markdown(st)
+    assert any(line.startswith("| cold |") for line in lines)
