@@ -150,7 +150,8 @@ def run_bench(bundle: str | Path, out: str | Path, run: str | Path | None = None
         log("Beat detection: record-100 conditions, synthetic ventricular beats, XQRS agreement, raw -> scores")
         with timed(seconds, "detector"):
             detector = detection.measure(model, quick)
-            detector["peers"] = qrs_peers.measure(model.preprocessing, qrs_peers.default_inputs(quick), quick)
+            log("  the runtime's detector beside open detectors")
+            detector["peers"] = qrs_peers.measure(model.preprocessing, qrs_peers.default_inputs(quick), quick, log)
         log("Streaming monitor: latency and cost per block size, soak")
         with timed(seconds, "monitor"):
             streaming = monitor.measure(model, quick)

@@ -8,6 +8,7 @@ class. Prints a table; ``--json`` also writes every figure.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,11 @@ def _read(record: str, ann_ext: str, lead: str | None,
     return signal, fs, *reference(np.asarray(ann.sample), np.asarray(ann.symbol))
 
 
+def _progress(message: str) -> None:
+    """The peer comparison's stages, on stderr: the tables on stdout stay clean to pipe."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -91,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         tp, fn, fp = (sum(r[k] for r in results) for k in ("tp", "fn", "fp"))
         print(f"all {len(results)} records: Se {pct(tp / max(tp + fn, 1))} %, +P {pct(tp / max(tp + fp, 1))} %, "
               f"DER {pct((fn + fp) / max(tp + fn, 1))} %")
-    peers = measure_peers(prep, leads + (list(generated()) if args.generated else [])) if args.peers else None
+    peers = (measure_peers(prep, leads + (list(generated()) if args.generated else []), log=_progress)
+             if args.peers else None)
     if peers:
         print("\n".join(["", *peers_markdown(peers)]))
     if args.json:

@@ -42,6 +42,7 @@ NEUROKIT_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010"
 SPIKE_RATES = (125.0, 250.0, 360.0, 1000.0)
 SLOW_BPM = (45.0, 38.0, 30.0)  # record 100 (75 bpm) with a slow heart: empty seconds between beats
 QUICK_SECONDS = 300.0  # quick mode (tests): record 100's first 5 minutes
+PROGRESS_EVERY = 10  # inputs between two progress lines: the full comparison runs for minutes
 STRIP_S = 10.0  # short strips: a wearable's or a challenge's 10-s recording, each detector starting cold
 
 
@@ -164,9 +165,14 @@ def generated(quick: bool = False) -> Iterator[Input]:
                     rate, ref, sym)
 
 
-def compare(inputs: Iterator[Input], detectors: dict[str, Detector]) -> list[dict]:
+def _quiet(*_: object) -> None:
+    return None
+
+
+def compare(inputs: Iterator[Input], detectors: dict[str, Detector],
+            log: Callable[..., object] = _quiet) -> list[dict]:
     """Every detector on every input: Se, +P, FN, FP and seconds (a detector that raises scores nothing
-    and its error is kept)."""
+    and its error is kept). Every PROGRESS_EVERY inputs, ``log`` hears how many are done."""
     rows = []
     for inp in inputs:
         row = {"input": inp.name, "kind": inp.kind, "fs": inp.fs, "seconds": inp.x.size / inp.fs,
@@ -183,6 +189,8 @@ def compare(inputs: Iterator[Input], detectors: dict[str, Detector]) -> list[dic
             r = score_detections(inp.ref, found, inp.fs, excluded=inp.excluded)
             row["detectors"][name] = {k: r[k] for k in ("se", "ppv", "fn", "fp")} | {"time_s": took}
         rows.append(row)
+        if len(rows) % PROGRESS_EVERY == 0:
+            log(f"    {len(rows)} inputs done (the last: {inp.name})")
     return rows
 
 
@@ -282,14 +290,19 @@ def default_inputs(quick: bool = False) -> list[Input]:
     return list(annotated(quick)) + list(generated(quick))
 
 
-def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False) -> dict:
-    """The peer comparison: every installed detector on every input, and their speed on record 100 (quick:
-    its first 5 minutes, once)."""
+def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False,
+            log: Callable[..., object] = _quiet) -> dict:
+    """The peer comparison: every installed detector on every input, the annotated ones also in short strips,
+    and their speed on record 100 (quick: its first 5 minutes, once). ``log`` hears each stage's start."""
     detectors, missing = peers(prep)
-    rows = compare(iter(inputs), detectors)
+    log(f"  {len(detectors)} detectors ({', '.join(detectors)}) on {len(inputs)} inputs")
+    rows = compare(iter(inputs), detectors, log)
+    log(f"  the same detectors on {STRIP_S:g}-s strips of the "
+        f"{sum(i.kind == 'annotated' for i in inputs)} annotated inputs")
+    cold = strips(inputs, detectors)
+    log("  their speed on record 100")
     return {"match_window_s": MATCH_S, "detectors": list(detectors), "missing": missing, "rows": rows,
-            "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows),
-            "strips": strips(inputs, detectors),
+            "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows), "strips": cold,
             "speed_record_100": speed(detectors, 1 if quick else 3, QUICK_SECONDS if quick else None)}
 
 

@@ -71,8 +71,20 @@ def test_detect_eval_runs_the_peers(tmp_path, capsys, monkeypatch):
     assert peers["rows"][0]["detectors"][qrs_peers.OURS]["se"] == 1.0
     assert peers["rows"][0]["detectors"]["late"]["se"] == 0.0 and peers["shortfalls"] == []
     assert peers["speed_record_100"]["detectors"][qrs_peers.OURS]["vs_ecgae"] == 1.0
-    text = capsys.readouterr().out
-    assert "## Beat finding beside open detectors" in text and "Not installed, so not compared: nk neurokit." in text
+    text = capsys.readouterr()
+    assert "## Beat finding beside open detectors" in text.out
+    assert "Not installed, so not compared: nk neurokit." in text.out
+    assert text.err.splitlines() == ["  2 detectors (ecgae, late) on 1 inputs",
+                                     "  the same detectors on 10-s strips of the 1 annotated inputs",
+                                     "  their speed on record 100"]
+
+
+def test_the_comparison_tells_its_progress():
+    """The full comparison runs for minutes: every PROGRESS_EVERY inputs, a line says how far it is."""
+    inp = _minute()
+    heard: list[str] = []
+    qrs_peers.compare(iter([inp] * 25), {"exact": lambda x, fs: inp.ref}, heard.append)
+    assert heard == [f"    {k} inputs done (the last: 100 first minute)" for k in (10, 20)]
 
 
 def test_short_strips_measure_what_starting_cold_costs():
