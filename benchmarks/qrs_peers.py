@@ -169,12 +169,14 @@ def _quiet(*_: object) -> None:
     return None
 
 
-def compare(inputs: Iterator[Input], detectors: dict[str, Detector],
-            log: Callable[..., object] = _quiet) -> list[dict]:
+def compare(inputs: Iterator[Input], detectors: dict[str, Detector], log: Callable[..., object] = _quiet,
+            found_by: dict[tuple[int, str], np.ndarray] | None = None) -> list[dict]:
     """Every detector on every input: Se, +P, FN, FP and seconds (a detector that raises scores nothing
-    and its error is kept). Every PROGRESS_EVERY inputs, ``log`` hears how many are done."""
+    and its error is kept). Every PROGRESS_EVERY inputs, ``log`` hears how many are done. ``found_by``, when
+    given, keeps the detections by (input's position, detector), so that ``strips`` need not run them again
+    (by position: two records of one name in two folders are two inputs)."""
     rows = []
-    for inp in inputs:
+    for i, inp in enumerate(inputs):
         row = {"input": inp.name, "kind": inp.kind, "fs": inp.fs, "seconds": inp.x.size / inp.fs,
                "reference_beats": int(inp.ref.size), "detectors": {}}
         for name, detect in detectors.items():
@@ -186,6 +188,8 @@ def compare(inputs: Iterator[Input], detectors: dict[str, Detector],
                                           "time_s": time.perf_counter() - t0}
                 continue
             took = time.perf_counter() - t0
+            if found_by is not None:
+                found_by[i, name] = np.asarray(found)
             r = score_detections(inp.ref, found, inp.fs, excluded=inp.excluded)
             row["detectors"][name] = {k: r[k] for k in ("se", "ppv", "fn", "fp")} | {"time_s": took}
         rows.append(row)
@@ -194,26 +198,27 @@ def compare(inputs: Iterator[Input], detectors: dict[str, Detector],
     return rows
 
 
-def strips(inputs: list[Input], detectors: dict[str, Detector], seconds: float = STRIP_S) -> dict:
+def strips(inputs: list[Input], detectors: dict[str, Detector], found_by: dict[tuple[int, str], np.ndarray],
+           seconds: float = STRIP_S) -> dict:
     """Every annotated input cut into consecutive ``seconds`` strips, every detector run on each strip on its
-    own (cold: no signal before it) and once on the whole input; per detector, both pooled over the same
+    own (cold: no signal before it), beside its detections on the whole input (``found_by``, kept by
+    ``compare`` on the same list; none where it failed there); per detector, both pooled over the same
     spans. A strip's first and last MATCH_S are not scored: a beat cut in half there can be asked of no
     detector. The difference between the two is what starting on a strip costs a detector."""
     out = {name: {"strip": np.zeros(3, np.int64), "whole": np.zeros(3, np.int64), "errors": 0} for name in detectors}
     count = 0
-    for inp in (i for i in inputs if i.kind == "annotated"):
+    for i, inp in enumerate(inputs):
+        if inp.kind != "annotated":
+            continue
         n, edge = int(seconds * inp.fs), int(round(MATCH_S * inp.fs))
         starts = range(0, inp.x.size - n + 1, n)
         count += len(starts)
         for name, detect in detectors.items():
-            try:
-                whole = np.asarray(detect(inp.x, inp.fs))
-            except Exception:  # a peer's failure is a result, as in compare
-                whole = None
+            whole = found_by.get((i, name))
             for s0 in starts:
                 try:
                     alone = np.asarray(detect(inp.x[s0 : s0 + n], inp.fs)) + s0
-                except Exception:
+                except Exception:  # a peer's failure is a result, as in compare
                     out[name]["errors"] += 1
                     continue
                 span = (s0 + edge, s0 + n - edge)
@@ -296,10 +301,11 @@ def measure(prep: Preprocessing, inputs: list[Input], quick: bool = False,
     and their speed on record 100 (quick: its first 5 minutes, once). ``log`` hears each stage's start."""
     detectors, missing = peers(prep)
     log(f"  {len(detectors)} detectors ({', '.join(detectors)}) on {len(inputs)} inputs")
-    rows = compare(iter(inputs), detectors, log)
+    found_by: dict[tuple[int, str], np.ndarray] = {}
+    rows = compare(iter(inputs), detectors, log, found_by)
     log(f"  the same detectors on {STRIP_S:g}-s strips of the "
         f"{sum(i.kind == 'annotated' for i in inputs)} annotated inputs")
-    cold = strips(inputs, detectors)
+    cold = strips(inputs, detectors, found_by)
     log("  their speed on record 100")
     return {"match_window_s": MATCH_S, "detectors": list(detectors), "missing": missing, "rows": rows,
             "summary": summary(rows, list(detectors)), "shortfalls": shortfalls(rows), "strips": cold,
@@ -342,8 +348,8 @@ def markdown(d: dict) -> list[str]:
 
 
 def _strips_markdown(st: dict) -> list[str]:
-    rows = [[n, f"{pct(v['strip']['se'])} / {pct(v['strip']['ppv'])}", str(v["strip"]["fn"]), str(v["strip"]["fp"]),
-             f"{pct(v['whole']['se'])} / {pct(v['whole']['ppv'])}", str(v["whole"]["fn"]), str(v["whole"]["fp"]),
+    rows = [[n, *(cell for key in ("strip", "whole") for cell in (f"{pct(v[key]['se'])} / {pct(v[key]['ppv'])}",
+                                                                  str(v[key]["fn"]), str(v[key]["fp"]))),
              str(v["errors"])] for n, v in st["detectors"].items()]
     return ["", f"Short strips: every annotated input above cut into {st['strips']} consecutive "
             f"{st['seconds']:g}-s strips, each detector run on each strip alone (it starts cold, as on a wearable's "

@@ -98,7 +98,9 @@ def test_short_strips_measure_what_starting_cold_costs():
         found = ours(x, fs)
         return found[found >= 2 * fs]
 
-    st = qrs_peers.strips([inp], {qrs_peers.OURS: ours, "cold": cold})
+    detectors, found_by = {qrs_peers.OURS: ours, "cold": cold}, {}
+    qrs_peers.compare(iter([inp]), detectors, found_by=found_by)
+    st = qrs_peers.strips([inp], detectors, found_by)
     assert st["strips"] == 6 and st["seconds"] == qrs_peers.STRIP_S
     for key in ("strip", "whole"):
         assert st["detectors"][qrs_peers.OURS][key]["se"] == st["detectors"][qrs_peers.OURS][key]["ppv"] == 1.0
