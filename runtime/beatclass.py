@@ -11,9 +11,10 @@ every other template against it with physiology. Here:
 - the enrolment's usable beats are grouped in order (leader clustering: a beat joins the most similar
   template when the correlation reaches JOIN, else it starts one); each template is then the median of its
   members, and the dominant one is the narrowest of the largest (``dominant``);
-- a template has the **normal** morphology when it matches the dominant one (correlation >= JOIN over
-  +-WIDE_SHIFT_S, so the same beat with its fiducial on another lobe, as in a bundle branch block, is the
-  same shape) and is not wider by WIDER;
+- a template has the **normal** morphology when it matches the dominant one, its core cut afresh where it
+  best matches the dominant's within +-WIDE_SHIFT_S (``realigned``: the same beat with its fiducial on
+  another lobe, R and R' in a bundle branch block, is the same shape), and its QRS, measured on its own
+  core, is not wider by WIDER;
 - after the enrolment a beat that matches no template starts a new one, classified like the others, so a
   morphology first seen later is found; templates are not averaged afterwards, so the classes of a
   recording do not depend on how it is cut into pushes;
@@ -128,14 +129,13 @@ def similarity(geom: Geometry, beats: np.ndarray, cores: np.ndarray, shift: int)
     return best
 
 
-def _core_similarity(a: np.ndarray, b: np.ndarray, shift: int) -> float:
-    """Correlation of two cores, best over +-``shift`` samples (the overlapping parts)."""
-    best = -1.0
-    for s in range(-shift, shift + 1):
-        x, y = (a[s:], b[: len(b) - s]) if s >= 0 else (a[:s], b[-s:])
-        if len(x) > 2:
-            best = max(best, float(_zscore(x[None])[0] @ _zscore(y[None])[0]))
-    return best
+def realigned(geom: Geometry, windows: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """[N] best correlation with ``core`` [W] of windows [N, L], their core cut afresh from the window at every
+    shift within +-``geom.wide`` samples (as far as the window reaches): a beat whose fiducial sat on another
+    lobe is compared whole, not by the part of it that overlaps."""
+    base = geom.start + geom.shift
+    shifts = range(max(-geom.wide, -base), min(geom.wide, windows.shape[1] - geom.width - base) + 1)
+    return np.max([geom.cores(windows, s) @ core for s in shifts], axis=0)
 
 
 def widths(cores: np.ndarray) -> np.ndarray:
@@ -162,7 +162,7 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
         members.append([i])
     core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
     count = np.array([len(m) for m in members])
-    t = _classified(geom, core, count, -PREMATURE_MIN, beats)
+    t = _classified(geom, core, count, -PREMATURE_MIN, beats, np.array([np.median(beats[m], axis=0) for m in members]))
     if rr is None:
         return t
     template = np.empty(len(beats), dtype=np.int64)
@@ -198,17 +198,26 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
 
 
 def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float, beats: np.ndarray,
-                ) -> Templates:
+                windows: np.ndarray) -> Templates:
     """Templates with each one's class against the dominant (the largest), learnt from the enrolment's
-    ``beats``: a whole pre-cut beat varies more than an R-aligned QRS, so for those the enrolment says how much
-    (``normal_join``)."""
+    ``beats`` (``windows``: each template's median beat): a whole pre-cut beat varies more than an R-aligned
+    QRS, so for those the enrolment says how much (``normal_join``)."""
     width = widths(core)
     dom = dominant(count, width, geom.aligned)
     join = JOIN if geom.aligned else normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
-    same = np.array([_core_similarity(c, core[dom], geom.wide) for c in core])
-    normal = (same >= join) & (~_conducted_otherwise(width, width[dom]) | (not geom.aligned))
+    normal = _normal_shape(geom, windows, width, core[dom], width[dom], join)
     normal[dom] = True
     return Templates(core, count, normal, width, premature_log, join)
+
+
+def _normal_shape(geom: Geometry, windows: np.ndarray, width: np.ndarray, dominant_core: np.ndarray,
+                  dominant_width: float, join: float) -> np.ndarray:
+    """[N] bool: beats (or templates' median beats) [N, L] of QRS ``width`` [N] (on their own core, which
+    holds the whole QRS) that have the dominant morphology: their core, realigned on the dominant's,
+    correlates with it at ``join``, and the QRS is not wider or narrower by WIDER (an R-aligned beat; a pre-cut
+    one has only its shape)."""
+    shape = realigned(geom, windows, dominant_core) >= join
+    return shape & (~_conducted_otherwise(width, dominant_width) | (not geom.aligned))
 
 
 def normal_join(sim: np.ndarray) -> float:
@@ -339,11 +348,10 @@ class Book:
             if k >= 0:
                 return base + k
         core = self.geom.cores(beat)
-        dom = self.base.core[self.dominant]
-        w = widths(core)
-        same = _core_similarity(core[0], dom, self.geom.wide) >= self.base.normal_join
-        wider = bool(_conducted_otherwise(w, self.width[self.dominant])[0]) and self.geom.aligned
+        width = widths(core)
+        normal = _normal_shape(self.geom, beat, width, self.base.core[self.dominant], self.width[self.dominant],
+                               self.base.normal_join)
         self.core = np.vstack((self.core, core))
-        self.normal = np.r_[self.normal, bool(same) and not wider]
-        self.width = np.r_[self.width, w]
+        self.normal = np.r_[self.normal, normal]
+        self.width = np.r_[self.width, width]
         return len(self.core) - 1

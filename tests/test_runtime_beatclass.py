@@ -247,3 +247,30 @@ def test_pre_cut_beats_are_classified_by_their_own_correlation_with_the_largest_
     later = np.vstack([normal + 0.1 * rng.standard_normal((20, 140)), other + 0.05 * rng.standard_normal((10, 140))])
     label, _ = book.classify(later, None, np.ones(30, dtype=bool))
     assert list(label) == ["N"] * 20 + ["V"] * 10
+
+
+def test_a_shape_is_judged_against_the_dominant_whole_wherever_its_fiducial_sat():
+    """A template is of the normal shape when its core, cut afresh where it best matches the dominant's within
+    +-100 ms, correlates with it: the dominant beat with its fiducial 70 ms before the QRS (on another lobe) is
+    normal, and an early one is S; a beat that matches the dominant only on the part of the cores that overlap
+    (its QRS is the dominant's, 83 ms late, followed at once by a large wave where the dominant has its ST
+    segment) is another shape, and an early one is V."""
+    n, pre = 450, 150
+    geom = Geometry(n, pre, FS)
+    t = np.arange(n, dtype=np.float64)
+
+    def beat(qrs: float, extra: float = 0.0) -> np.ndarray:
+        d = (t - qrs) / 8
+        return (-d * np.exp(-d * d / 2) + 0.3 * np.exp(-(((t - qrs - 90) / 25) ** 2))
+                + extra * np.exp(-(((t - qrs - 55) / 10) ** 2)))
+
+    rng = np.random.default_rng(2)
+    enrol = np.vstack([beat(pre) + 0.01 * rng.standard_normal(n) for _ in range(20)])
+    templates = learn(geom, enrol, np.full(20, 0.8))
+    assert len(templates.core) == 1
+    lobe, partial = beat(pre + 25), beat(pre + 30, extra=1.5)
+    for shape, label in ((lobe, "S"), (partial, "V")):
+        book = Book(templates, geom)
+        beats = np.vstack([*enrol[:10], shape])
+        got, template = book.classify(beats, np.r_[np.full(10, 0.8), 0.5], np.ones(11, dtype=bool))
+        assert template[-1] == 1 and got[-1] == label
