@@ -19,6 +19,13 @@ MIT-BIH Arrhythmia Database), rewritten so that no Python loop runs per sample o
    highest candidate above half the threshold (up to three rounds, each vectorised over all gaps).
 6. Fiducial: the sample of largest |x| within +-100 ms of the feature peak, which is where MIT-BIH's
    annotators put R on upright and inverted complexes alike (and where training cuts its windows).
+7. Noise between beats: a detection whose size and steepness (each above the noise level, as the score
+   measures them) are both under half the QRS level and under half of both its neighbours', and whose
+   neighbours lie no further apart than an interval the search-back would accept (SEARCH_RR times the mean
+   of the 8 before), is a burst of muscle noise splitting one RR interval in two, and is dropped. A QRS
+   stands out by its size or by its steepness (step 3): a normal beat between two large ventricular ones is
+   smaller but about as steep, or (where those dominate the QRS level) not small against the level; in a
+   bigeminy its neighbours span two intervals, which the search-back would search.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ TH = 0.3125  # OSEA's threshold coefficient between the noise and QRS levels
 T_WAVE_S = 0.36
 SEARCH_RR = 1.5
 SEARCH_ROUNDS = 3
+WEAK = 0.5  # under this share of the QRS level and of both neighbours, in size and steepness, inside an ordinary
+# interval: noise
 FIDUCIAL_S = 0.1
 
 
@@ -161,6 +170,27 @@ def _reject_t_waves(at: np.ndarray, steep: np.ndarray, fs: float) -> np.ndarray:
     return keep
 
 
+def _reject_weak_between(at: np.ndarray, size: np.ndarray, steep: np.ndarray) -> np.ndarray:
+    """Keep-mask over detections at sample ``at`` (sorted, unique) whose feature and steepest slope stand
+    ``size`` and ``steep`` above the noise level, relative to the QRS level (``relative``: the two parts of
+    the score): drop those under WEAK in both and under WEAK times both neighbours' in both, whose neighbours
+    lie no further apart than SEARCH_RR times the mean of the (up to) 8 intervals before the first of them.
+    One pass, each detection judged against its neighbours as given, so a stream decides each one once the
+    next is known."""
+    keep = np.ones(at.size, dtype=bool)
+    if at.size < 3:
+        return keep
+    c = np.concatenate(([0], np.cumsum(np.diff(at)))).astype(np.float64)
+    i = np.arange(1, at.size - 1)
+    n_prev = np.minimum(i - 1, HISTORY_BLOCKS)  # the intervals ending at the previous detection
+    mean_prev = np.where(n_prev > 0, (c[i - 1] - c[i - 1 - n_prev]) / np.maximum(n_prev, 1), -np.inf)
+    weak = np.ones(i.size, dtype=bool)
+    for v in (size, steep):
+        weak &= (v[i] < WEAK) & (v[i] < WEAK * v[i - 1]) & (v[i] < WEAK * v[i + 1])
+    keep[i[weak & (at[i + 1] - at[i - 1] <= SEARCH_RR * mean_prev)]] = False
+    return keep
+
+
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Concatenation of arange(lo[i], hi[i]) for all i, without a Python loop."""
     lengths = hi - lo
@@ -214,9 +244,11 @@ def detect_r_peaks(filtered: np.ndarray, fs: float) -> np.ndarray:
     steep = _max_slope(slope, cand, fs)
     # a QRS stands out by its size (total variation) or by its steepness: a small sharp beat between
     # large ventricular ones is below the size threshold but as steep as they are
-    score = np.maximum(relative(feature[cand], feature, fs, cand), relative(steep, slope, fs, cand))
+    size, steepness = relative(feature[cand], feature, fs, cand), relative(steep, slope, fs, cand)
+    score = np.maximum(size, steepness)
     beats = np.flatnonzero(score > TH)
     beats = beats[_reject_t_waves(at[beats], steep[beats], fs)]
     beats = _search_back(beats, at, score)
     beats = beats[_reject_t_waves(at[beats], steep[beats], fs)]  # search-back finds go through it too
-    return np.unique(at[beats]).astype(np.int64)
+    beats = beats[np.r_[True, at[beats][1:] != at[beats][:-1]]]  # two candidates, one fiducial: one beat
+    return at[beats][_reject_weak_between(at[beats], size[beats], steepness[beats])].astype(np.int64)

@@ -15,7 +15,9 @@ the new samples:
   predecessor among the first round's survivors only;
 - search-back: round r sees the beats of round r - 1 one interval at a time, the 8 intervals before it
   and the candidates inside it; only candidates scoring above half the threshold can be found, so they
-  are the only ones kept for it.
+  are the only ones kept for it;
+- noise between beats: a beat waits for the next one (or for the signal to pass the furthest place where a
+  next one could still make it noise) and is judged against its two neighbours and the 8 intervals before.
 
 So the peaks equal ``detect_r_peaks`` on the whole signal. A peak is reported once nothing later can
 come before it: ``frontier`` is the sample before which every peak has been reported. The batch
@@ -38,6 +40,7 @@ from .detector import (
     SEARCH_RR,
     T_WAVE_S,
     TH,
+    WEAK,
     WINDOW_S,
     _median_rows,
     _seconds,
@@ -103,6 +106,55 @@ class _SearchBack:
         return out + [beat]
 
 
+class _WeakBetween:
+    """``detector._reject_weak_between`` one beat at a time: each beat waits for the next, then is dropped when
+    its size and steepness are under WEAK times the QRS level's and both neighbours', and its neighbours lie
+    no further apart than SEARCH_RR times the mean of the (up to) HISTORY_BLOCKS intervals before the first of
+    them (all counted between the beats given, dropped or not)."""
+
+    def __init__(self):
+        self.prev: tuple[int, float, float] | None = None  # (fiducial, size, steepness: the score's parts) of
+        # the beat before the waiting one
+        self.waiting: tuple[int, float, float] | None = None  # the beat not yet judged
+        self.reported = False  # whether the waiting beat was released already
+        self.intervals: list[int] = []  # the last HISTORY_BLOCKS intervals ending at ``prev``
+
+    def limit(self) -> float:
+        """The furthest sample a next beat could lie at and still make the waiting one noise (-inf: none)."""
+        if self.prev is None or not self.intervals:
+            return -np.inf
+        return self.prev[0] + SEARCH_RR * float(sum(self.intervals)) / len(self.intervals)
+
+    def feed(self, beat: tuple[int, float, float]) -> list[int]:
+        """Fiducials out (the waiting beat, unless it is noise or was released) for one beat in."""
+        out = []
+        if self.waiting is not None:
+            a = self.waiting[0]
+            weak = self.prev is not None and all(self.waiting[k] < WEAK * min(1.0, self.prev[k], beat[k])
+                                                 for k in (1, 2))
+            if not (self.reported or (weak and beat[0] <= self.limit())):
+                out.append(a)
+            if self.prev is not None:
+                self.intervals = (self.intervals + [a - self.prev[0]])[-HISTORY_BLOCKS:]
+            self.prev = self.waiting
+        self.waiting, self.reported = beat, False
+        return out
+
+    def release(self, frontier: int) -> list[int]:
+        """The waiting beat, once no beat can come before ``frontier`` and that lies past ``limit``: whatever
+        comes next, it stays."""
+        if self.waiting is None or self.reported or frontier <= self.limit():
+            return []
+        self.reported = True
+        return [self.waiting[0]]
+
+    def flush(self) -> list[int]:
+        """The last beat: it has no next one, so it stays."""
+        out = [] if self.waiting is None or self.reported else [self.waiting[0]]
+        self.waiting = None
+        return out
+
+
 class PeakTracker:
     """Filtered samples in (``push``, any block size), R peaks out as they become final; ``finish`` at the end.
     The peaks over a whole signal equal ``detect_r_peaks`` on it."""
@@ -128,7 +180,9 @@ class PeakTracker:
         self._cached: tuple[int, np.ndarray] = (-1, np.zeros(4))  # the last block's levels
         self._t_first, self._t_final = _TWaves(_seconds(T_WAVE_S, fs)), _TWaves(_seconds(T_WAVE_S, fs))
         self._rounds = [_SearchBack() for _ in range(SEARCH_ROUNDS)]
-        self._pool: list[tuple] = []  # candidates above TH / 2 after the last beat: (sample, fiducial, steep, score)
+        self._weak = _WeakBetween()
+        self._pool: list[tuple] = []  # candidates above TH / 2 after the last beat: (sample, fiducial, steep, score,
+        # and the score's two parts: size and steepness)
         self._last_peak = -1
         self._finished = False
 
@@ -136,6 +190,11 @@ class PeakTracker:
     @property
     def frontier(self) -> int:
         """Every peak before this sample index has been reported."""
+        judged = self._weak.waiting is None or self._weak.reported
+        return self._passed() if judged else min(self._passed(), self._weak.waiting[0])
+
+    def _passed(self) -> int:
+        """Every peak before this sample index has passed the stages before the last (``_WeakBetween``)."""
         waiting = [self._next_max]  # where the next local maximum may be found
         if self._undecided < self._maxima.size:
             waiting.append(int(self._maxima[self._undecided]))
@@ -152,9 +211,9 @@ class PeakTracker:
         self._x = np.concatenate((self._x, np.asarray(x, dtype=np.float64)))
         self._n += np.size(x)
         self._extend(self._n - self._k, self._n - self._k - self._h)
-        peaks = self._advance(self._nf - 2, final=False)
+        peaks = np.r_[self._advance(self._nf - 2, final=False), self._weak.release(self._passed())]
         self._trim()
-        return peaks
+        return peaks.astype(np.int64)
 
     def finish(self) -> np.ndarray:
         """End of the signal: the remaining peaks, with the batch detector's treatment of its end."""
@@ -164,7 +223,7 @@ class PeakTracker:
         if self._learning is None:  # fewer blocks than the learning period: levels span the whole signal
             return detect_r_peaks(self._x, self.fs)  # (kept whole until then)
         self._extend(self._n, self._n)
-        return self._advance(self._n - 2, final=True)
+        return np.r_[self._advance(self._n - 2, final=True), self._weak.flush()].astype(np.int64)
 
     # ------------------------------------------------------------------ stages
     def _extend(self, ns: int, nf: int) -> None:
@@ -265,20 +324,21 @@ class PeakTracker:
         near = np.clip(cand[:, None] + np.arange(-self._steep, self._steep + 1)[None, :], 0, n - 1)
         steep = self._slope[near - b0].max(axis=1)
         q, nq, qs, ns = self._levels(cand)
-        score = np.maximum((self._feature[cand - b0] - nq) / np.maximum(q - nq, 1e-12),
-                           (steep - ns) / np.maximum(qs - ns, 1e-12))
+        size = (self._feature[cand - b0] - nq) / np.maximum(q - nq, 1e-12)
+        steepness = (steep - ns) / np.maximum(qs - ns, 1e-12)
+        score = np.maximum(size, steepness)
         peaks = []
         some = score > 0.5 * TH  # the others can neither be beats nor be found by a search-back
-        for c, a, st, sc in zip(*(v[some].tolist() for v in (cand, at, steep, score))):
-            self._pool.append((c, a, st, sc))
+        for c, a, st, sc, sz, sp in zip(*(v[some].tolist() for v in (cand, at, steep, score, size, steepness))):
+            self._pool.append((c, a, st, sc, sz, sp))
             if not (sc > TH and self._t_first.keep(a, st)):
                 continue
-            beats = [(c, a, st, sc)]
+            beats = [(c, a, st, sc, sz, sp)]
             for search in self._rounds:
                 beats = [out for beat in beats for out in search.feed(beat, self._pool)]
-            for _, a2, st2, _ in beats:
+            for _, a2, st2, _, sz2, sp2 in beats:
                 if self._t_final.keep(a2, st2) and a2 != self._last_peak:
-                    peaks.append(a2)
+                    peaks += self._weak.feed((a2, sz2, sp2))
                     self._last_peak = a2
             self._pool = [p for p in self._pool if p[0] > c]
         return np.asarray(peaks, dtype=np.int64)

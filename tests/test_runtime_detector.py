@@ -7,6 +7,7 @@ import importlib.resources
 
 import numpy as np
 import pytest
+from ecgae.runtime import detector
 from ecgae.runtime.detector import TH, detect_r_peaks, levels
 from ecgae.runtime.preprocess import Preprocessing, design_bandpass, fir_filter, r_peaks, resample
 
@@ -116,6 +117,41 @@ def test_tall_t_waves_are_not_beats(prep):
     x = sum(np.exp(-0.5 * ((t - s) / 0.01) ** 2) + 0.9 * np.exp(-0.5 * ((t - s - 0.3) / 0.06) ** 2) for s in times)
     se, ppv, _ = se_ppv_offsets(times * FS, r_peaks(x, FS, prep), TOLERANCE)
     assert se == 1.0 and ppv == 1.0
+
+
+@pytest.mark.parametrize("key", ["mitdb_200", "mitdb_118"])
+def test_noise_splitting_an_interval_is_dropped_and_nothing_else(prep, key, monkeypatch):
+    """Records 200 and 118 (30 minutes each, MLII): in their muscle noise the detector finds bursts scoring
+    under half of both neighbours, inside an ordinary interval. Every detection the rule drops lies away from
+    every annotated beat, and it drops some."""
+    z = _npz("field.npz")
+    x = (z[f"{key}_adc"][:, 0].astype(np.float64) - z[f"{key}_baseline"][0]) / z[f"{key}_gain"][0]
+    beat = np.isin(z[f"{key}_ann_symbol"], list("NLRjeAaJSVEF/fQ"))
+    reference = z[f"{key}_ann_sample"][beat].astype(np.int64)
+    found = r_peaks(x, FS, prep)
+    monkeypatch.setattr(detector, "WEAK", 0.0)
+    without = r_peaks(x, FS, prep)
+    dropped = np.setdiff1d(without, found)
+    assert dropped.size >= 1 and np.setdiff1d(found, without).size == 0
+    assert np.abs(reference[:, None] - dropped[None, :]).min(axis=0).min() > TOLERANCE
+    assert se_ppv_offsets(reference, found, TOLERANCE)[0] == se_ppv_offsets(reference, without, TOLERANCE)[0]
+
+
+def test_small_beats_between_large_ones_are_not_noise(prep, monkeypatch):
+    """Ventricular bigeminy with beats six times as large and 2.5 times as wide as the normal ones, which are
+    under half of the QRS level and of both neighbours in size and steepness: the interval between their
+    neighbours is two of the rhythm's, longer than one the search-back accepts, so they stay."""
+    t = np.arange(int(60 * FS)) / FS
+    times = np.arange(1.0, 59.0, 0.8)
+    wide = np.arange(times.size) % 2 == 1
+    times[wide] -= 0.25
+    x = sum((-3.0 * np.exp(-0.5 * ((t - s) / 0.025) ** 2)) if w else 0.5 * np.exp(-0.5 * ((t - s) / 0.01) ** 2)
+            for s, w in zip(times, wide))
+    x = x + 0.01 * np.random.default_rng(3).standard_normal(t.size)
+    se, ppv, _ = se_ppv_offsets(times * FS, r_peaks(x, FS, prep), TOLERANCE)
+    assert se == 1.0 and ppv == 1.0
+    monkeypatch.setattr(detector, "SEARCH_RR", 10.0)  # every interval ordinary: the small beats are weak
+    assert r_peaks(x, FS, prep).size < times.size
 
 
 def test_detection_is_deterministic_and_needs_no_loop_over_the_record(record, prep):
