@@ -85,8 +85,9 @@ def markdown(d: dict) -> list[str]:
              "reports a beat once nothing later can change it, so its events equal `Model.analyze`'s). Latency "
              "is the signal received after a beat's R peak when its event came out: the band-pass filter's "
              "look-ahead (half of its 2-s taps), then the next R peak's detection (an early next beat ends the "
-             "beat's own part of the window; the detector settles a peak about 0.3 s after it, and a search-back "
-             "can still add one until the next beat is found), at least the window's 300 samples after R, "
+             "beat's own part of the window; the detector settles a peak once the beat after it is found, or "
+             "about half an interval later when none can come early enough to make it noise, and a search-back "
+             "can still add one until then), at least the window's 300 samples after R, "
              "and the wait for the next block.", "",
              "| block (samples) | signal | x real time | us per push | beats | latency p50 / p90 / p99 s |",
              "|---|---|---|---|---|---|"]
