@@ -250,5 +250,5 @@ def detect_r_peaks(filtered: np.ndarray, fs: float) -> np.ndarray:
     beats = beats[_reject_t_waves(at[beats], steep[beats], fs)]
     beats = _search_back(beats, at, score)
     beats = beats[_reject_t_waves(at[beats], steep[beats], fs)]  # search-back finds go through it too
-    beats = beats[np.r_[True, at[beats][1:] != at[beats][:-1]]]  # two candidates, one fiducial: one beat
+    beats = beats[np.diff(at[beats], prepend=-1) != 0]  # two candidates, one fiducial: one beat
     return at[beats][_reject_weak_between(at[beats], size[beats], steepness[beats])].astype(np.int64)
