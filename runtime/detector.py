@@ -170,6 +170,15 @@ def _reject_t_waves(at: np.ndarray, steep: np.ndarray, fs: float) -> np.ndarray:
     return keep
 
 
+def _mean_before(rr: np.ndarray) -> np.ndarray:
+    """[n]: the mean of the (up to) HISTORY_BLOCKS intervals before each of the intervals ``rr`` (NaN for the
+    first, which has none: no comparison with it holds)."""
+    c = np.concatenate(([0.0], np.cumsum(rr)))
+    j = np.arange(rr.size)
+    n_prev = np.minimum(j, HISTORY_BLOCKS)
+    return np.where(n_prev > 0, (c[j] - c[j - n_prev]) / np.maximum(n_prev, 1), np.nan)
+
+
 def _reject_weak_between(at: np.ndarray, size: np.ndarray, steep: np.ndarray) -> np.ndarray:
     """Keep-mask over detections at sample ``at`` (sorted, unique) whose feature and steepest slope stand
     ``size`` and ``steep`` above the noise level, relative to the QRS level (``relative``: the two parts of
@@ -180,10 +189,8 @@ def _reject_weak_between(at: np.ndarray, size: np.ndarray, steep: np.ndarray) ->
     keep = np.ones(at.size, dtype=bool)
     if at.size < 3:
         return keep
-    c = np.concatenate(([0], np.cumsum(np.diff(at)))).astype(np.float64)
     i = np.arange(1, at.size - 1)
-    n_prev = np.minimum(i - 1, HISTORY_BLOCKS)  # the intervals ending at the previous detection
-    mean_prev = np.where(n_prev > 0, (c[i - 1] - c[i - 1 - n_prev]) / np.maximum(n_prev, 1), -np.inf)
+    mean_prev = _mean_before(np.diff(at).astype(np.float64))[i - 1]  # the intervals ending at the previous one
     weak = np.ones(i.size, dtype=bool)
     for v in (size, steep):
         weak &= (v[i] < WEAK) & (v[i] < WEAK * v[i - 1]) & (v[i] < WEAK * v[i + 1])
@@ -205,11 +212,7 @@ def _search_back(beats: np.ndarray, at: np.ndarray, score: np.ndarray) -> np.nda
         if beats.size < 3:
             break
         rr = np.diff(at[beats]).astype(np.float64)
-        c = np.concatenate(([0.0], np.cumsum(rr)))
-        j = np.arange(rr.size)
-        n_prev = np.minimum(j, HISTORY_BLOCKS)
-        mean_prev = np.where(n_prev > 0, (c[j] - c[j - n_prev]) / np.maximum(n_prev, 1), np.inf)
-        gaps = np.flatnonzero(rr > SEARCH_RR * mean_prev)
+        gaps = np.flatnonzero(rr > SEARCH_RR * _mean_before(rr))
         lo, hi = beats[gaps] + 1, beats[gaps + 1]  # candidates strictly between the two beats
         lo, hi = lo[hi > lo], hi[hi > lo]
         if lo.size == 0:
