@@ -42,6 +42,7 @@ from .detector import (
     TH,
     WEAK,
     WINDOW_S,
+    _is_t_wave,
     _median_rows,
     _seconds,
     block_size,
@@ -59,24 +60,26 @@ def _history_levels(stats: np.ndarray) -> np.ndarray:
 
 
 class _TWaves:
-    """``detector._reject_t_waves``'s two rounds, one detection at a time: a detection is dropped when it is
-    close to and less than half as steep as its predecessor, or as its predecessor among the first round's
+    """``detector._reject_t_waves``'s two rounds, one detection at a time: a detection is dropped when it is the
+    T wave (``detector._is_t_wave``) of its predecessor, or of its predecessor among the first round's
     survivors."""
 
     def __init__(self, limit: int):
         self.limit = limit
-        self.prev: tuple[int, float] | None = None  # (fiducial, steepness) of the previous detection
-        self.prev_kept: tuple[int, float] | None = None  # ... of the previous first-round survivor
+        self.prev: tuple[int, float, float] | None = None  # (fiducial, steepness, size) of the previous detection
+        self.prev_kept: tuple[int, float, float] | None = None  # ... of the previous first-round survivor
 
-    def _t_wave(self, before: tuple[int, float] | None, at: int, steep: float) -> bool:
-        return before is not None and at - before[0] < self.limit and steep < 0.5 * before[1]
+    def _t_wave(self, before: tuple[int, float, float] | None, now: tuple[int, float, float]) -> bool:
+        return before is not None and bool(_is_t_wave(now[0] - before[0], now[1], now[2], before[1], before[2],
+                                                      self.limit))
 
-    def keep(self, at: int, steep: float) -> bool:
-        first = not self._t_wave(self.prev, at, steep)
-        second = first and not self._t_wave(self.prev_kept, at, steep)
-        self.prev = (at, steep)
+    def keep(self, at: int, steep: float, size: float) -> bool:
+        now = (at, steep, size)
+        first = not self._t_wave(self.prev, now)
+        second = first and not self._t_wave(self.prev_kept, now)
+        self.prev = now
         if first:
-            self.prev_kept = (at, steep)
+            self.prev_kept = now
         return second
 
 
@@ -331,13 +334,13 @@ class PeakTracker:
         some = score > 0.5 * TH  # the others can neither be beats nor be found by a search-back
         for c, a, st, sc, sz, sp in zip(*(v[some].tolist() for v in (cand, at, steep, score, size, steepness))):
             self._pool.append((c, a, st, sc, sz, sp))
-            if not (sc > TH and self._t_first.keep(a, st)):
+            if not (sc > TH and self._t_first.keep(a, st, sz)):
                 continue
             beats = [(c, a, st, sc, sz, sp)]
             for search in self._rounds:
                 beats = [out for beat in beats for out in search.feed(beat, self._pool)]
             for _, a2, st2, _, sz2, sp2 in beats:
-                if self._t_final.keep(a2, st2) and a2 != self._last_peak:
+                if self._t_final.keep(a2, st2, sz2) and a2 != self._last_peak:
                     peaks += self._weak.feed((a2, sz2, sp2))
                     self._last_peak = a2
             self._pool = [p for p in self._pool if p[0] > c]

@@ -22,6 +22,17 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+@pytest.fixture(scope="session")
+def wide_after_sharp() -> tuple[np.ndarray, np.ndarray]:
+    """(signal at 360 Hz, beat times in s): a minute of bigeminy, sharp upright beats (sd 10 ms) each followed
+    0.3 s later, inside the detector's T-wave window, by a wide beat (sd 50 ms) 1.5 times as large: less than
+    half as steep, but larger in total variation (the detector's feature)."""
+    t = np.arange(int(60 * 360.0)) / 360.0
+    sharp = np.arange(1.0, 58.0, 1.2)
+    x = sum(np.exp(-0.5 * ((t - s) / 0.01) ** 2) + 1.5 * np.exp(-0.5 * ((t - s - 0.3) / 0.05) ** 2) for s in sharp)
+    return x + 0.02 * np.random.default_rng(1).standard_normal(t.size), np.sort(np.r_[sharp, sharp + 0.3])
+
+
 def _need_torch():
     return pytest.importorskip("torch", reason="needs the [train] extra")
 

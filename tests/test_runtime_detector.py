@@ -119,6 +119,13 @@ def test_tall_t_waves_are_not_beats(prep):
     assert se == 1.0 and ppv == 1.0
 
 
+def test_a_wide_beat_larger_than_the_beat_before_it_is_no_t_wave(prep, wide_after_sharp):
+    """A wide beat 300 ms after a sharp one is as gentle as a T wave but larger than the beat before it: found."""
+    x, times = wide_after_sharp
+    se, ppv, _ = se_ppv_offsets(times * FS, r_peaks(x, FS, prep), TOLERANCE)
+    assert se == 1.0 and ppv == 1.0
+
+
 @pytest.mark.parametrize("key", ["mitdb_200", "mitdb_118"])
 def test_noise_splitting_an_interval_is_dropped_and_nothing_else(prep, key, monkeypatch):
     """Records 200 and 118 (30 minutes each, MLII): in their muscle noise the detector finds bursts scoring

@@ -7,7 +7,7 @@ import importlib.resources
 
 import numpy as np
 import pytest
-from ecgae.runtime import detector
+from ecgae.runtime import detector, tracker
 from ecgae.runtime.detector import detect_r_peaks
 from ecgae.runtime.errors import InputError
 from ecgae.runtime.preprocess import design_bandpass, fir_filter, resample
@@ -99,6 +99,21 @@ def test_a_push_after_finish_is_refused(mlii):
     with pytest.raises(InputError, match="after finish"):
         t.push(np.zeros(10))
     assert t.finish().size == 0
+
+
+def test_t_wave_verdicts_equal_the_batch_detector(wide_after_sharp, monkeypatch):
+    """Wide beats 300 ms after sharp ones, larger but gentler: kept as beats, by the stream as by the batch; and
+    with the size test off (every gentler detection that close a T wave), dropped by both alike."""
+    y = filtered(wide_after_sharp[0])
+    for size_matters in (True, False):
+        if not size_matters:
+            monkeypatch.setattr(detector, "_is_t_wave", lambda gap, steep, size, steep_before, size_before, limit:
+                                (gap < limit) & (steep < 0.5 * steep_before))
+            monkeypatch.setattr(tracker, "_is_t_wave", detector._is_t_wave)
+        want = detect_r_peaks(y, FS)
+        assert want.size == (96 if size_matters else 48)
+        for sizes in ([y.size], np.full(y.size, 360), np.random.default_rng(5).integers(1, 500, y.size)):
+            np.testing.assert_array_equal(track(y, FS, sizes), want)
 
 
 def test_noise_dropped_between_beats_equals_the_batch_detector(monkeypatch):
