@@ -63,7 +63,7 @@ class Recording:
 
 def recordings() -> list[Recording]:
     """Every real recording the project ships: record 100 (MLII, V5), PTB s0010_re (i, ii), Challenge
-    2015 a103l (II, V), the first 30 minutes of both MIMIC-II segments (MCL1, V), the four paced minutes."""
+    2015 a103l (II, V), both MIMIC-II segments whole (MCL1, V), the four paced minutes."""
     leads, fs, _, _ = record_100()
     out = [Recording("mitdb 100", lead, x, fs) for lead, x in leads.items()]
     for key, record, wanted in (("ptb_s0010_re", "ptb s0010_re", ("i", "ii")),
