@@ -14,7 +14,9 @@ every other template against it with physiology. Here:
 - a template has the **normal** morphology when it matches the dominant one, its core cut afresh where it
   best matches the dominant's within +-WIDE_SHIFT_S (``realigned``: the same beat with its fiducial on
   another lobe, R and R' in a bundle branch block, is the same shape), and its QRS, measured on its own
-  core, is not wider by WIDER;
+  core, is not wider by WIDER; the realigning shift is the template's ``offset``, and RR intervals are
+  timed between the points where the dominant's fiducial sits on each beat (``aligned_rr``), so a fiducial
+  that alternates between two lobes of one QRS does not make every other beat look premature;
 - after the enrolment a beat that matches no template starts a new one, classified like the others, so a
   morphology first seen later is found; templates are not averaged afterwards, so the classes of a
   recording do not depend on how it is cut into pushes;
@@ -75,24 +77,29 @@ class Templates:
     normal: np.ndarray  # [K] bool: the dominant morphology (the dominant template itself included)
     width: np.ndarray  # [K] QRS width in core samples (10-90 % of the squared slope's energy)
     premature_log: float  # log prematurity below which a beat is premature
-    normal_join: float = JOIN  # correlation with the dominant core at which a shape is the normal one
+    normal_join: float  # correlation with the dominant core at which a shape is the normal one
+    offset: np.ndarray  # [K] samples from a beat's fiducial to where the dominant's fiducial sits on the same
+    # beat: non-zero only for a normal template whose fiducial lies on another lobe (``realigned``)
 
     def to_dict(self) -> dict:
         return {"core": self.core.tolist(), "count": self.count.tolist(), "normal": self.normal.tolist(),
-                "width": self.width.tolist(), "premature_log": self.premature_log, "normal_join": self.normal_join}
+                "width": self.width.tolist(), "premature_log": self.premature_log, "normal_join": self.normal_join,
+                "offset": self.offset.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Templates:
         t = cls(np.asarray(d["core"], dtype=np.float64), np.asarray(d["count"], dtype=np.int64),
                 np.asarray(d["normal"], dtype=bool), np.asarray(d["width"], dtype=np.float64),
-                float(d["premature_log"]), float(d.get("normal_join", JOIN)))
+                float(d["premature_log"]), float(d.get("normal_join", JOIN)),
+                np.asarray(d.get("offset", np.zeros(len(d["core"]))), dtype=np.float64))  # none kept before: 0
         k = len(t.core)
-        if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width))
+        if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width, t.offset))
+                or not np.isfinite(t.offset).all()
                 or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)
                 or not -1.0 <= t.normal_join <= 1.0):
-            raise InputError(f"templates: expected K >= 1 finite cores with a count, class and width each, and a "
-                             f"normal correlation in [-1, 1], received core {t.core.shape}, count {t.count.shape}, "
-                             f"normal correlation {t.normal_join}")
+            raise InputError(f"templates: expected K >= 1 finite cores with a count, class, width and finite offset "
+                             f"each, and a normal correlation in [-1, 1], received core {t.core.shape}, count "
+                             f"{t.count.shape}, offset {t.offset.shape}, normal correlation {t.normal_join}")
         return t
 
 
@@ -101,6 +108,7 @@ class Geometry:
 
     def __init__(self, length: int, pre: int | None, rate: float | None):
         self.aligned = pre is not None and rate is not None
+        self.rate = rate
         if not self.aligned:  # pre-cut beats: the whole window, no alignment to search
             self.start, self.width, self.shift, self.wide = 0, length, 0, 0
             return
@@ -129,13 +137,16 @@ def similarity(geom: Geometry, beats: np.ndarray, cores: np.ndarray, shift: int)
     return best
 
 
-def realigned(geom: Geometry, windows: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """[N] best correlation with ``core`` [W] of windows [N, L], their core cut afresh from the window at every
-    shift within +-``geom.wide`` samples (as far as the window reaches): a beat whose fiducial sat on another
-    lobe is compared whole, not by the part of it that overlaps."""
+def realigned(geom: Geometry, windows: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([N] best correlation with ``core`` [W], [N] the shift in samples where it is best) of windows [N, L],
+    their core cut afresh from the window at every shift within +-``geom.wide`` samples (as far as the window
+    reaches): a beat whose fiducial sat on another lobe is compared whole, not by the part of it that overlaps,
+    and the shift says where the fiducial of ``core``'s beats would sit on it."""
     base = geom.start + geom.shift
-    shifts = range(max(-geom.wide, -base), min(geom.wide, windows.shape[1] - geom.width - base) + 1)
-    return np.max([geom.cores(windows, s) @ core for s in shifts], axis=0)
+    shifts = np.arange(max(-geom.wide, -base), min(geom.wide, windows.shape[1] - geom.width - base) + 1)
+    corr = np.array([geom.cores(windows, s) @ core for s in shifts])
+    best = corr.argmax(axis=0)
+    return corr[best, np.arange(len(windows))], shifts[best].astype(np.float64)
 
 
 def widths(cores: np.ndarray) -> np.ndarray:
@@ -169,13 +180,21 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
     for k, m in enumerate(members):
         template[m] = k
     normal = t.normal[template]
-    prem, _, _ = nn_prematurity(np.asarray(rr, dtype=np.float64), normal)
+    prem, _, _ = nn_prematurity(aligned_rr(np.asarray(rr, dtype=np.float64), t.offset[template], geom.rate), normal)
     nn = normal & np.r_[False, normal[:-1]]  # sinus variability: intervals between two normal beats
     with np.errstate(divide="ignore", invalid="ignore"):
         log_prem = np.log(prem[nn])
     log_prem = log_prem[np.isfinite(log_prem)]
     spread = robust_sd(log_prem, float(np.median(log_prem))) if log_prem.size else 0.0
     return replace(t, premature_log=-max(PREMATURE_MIN, INLIER_Z * spread))
+
+
+def aligned_rr(rr: np.ndarray, offset: np.ndarray, rate: float, before: float = 0.0) -> np.ndarray:
+    """[N] RR intervals (seconds) between the points where the dominant template's fiducial sits on each beat,
+    from RR between the beats' own fiducials ``rr`` and each beat's template ``offset`` (samples at ``rate``;
+    ``before``: the offset of the beat before the first): where the largest deflection alternates between two
+    lobes of one QRS, the raw intervals alternate short and long, and a short one would read as premature."""
+    return rr + (offset - np.r_[before, offset[:-1]]) / rate
 
 
 def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | None = None, last_normal: bool = False,
@@ -205,19 +224,21 @@ def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_l
     width = widths(core)
     dom = dominant(count, width, geom.aligned)
     join = JOIN if geom.aligned else normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
-    normal = _normal_shape(geom, windows, width, core[dom], width[dom], join)
-    normal[dom] = True
-    return Templates(core, count, normal, width, premature_log, join)
+    normal, offset = _normal_shape(geom, windows, width, core[dom], width[dom], join)
+    normal[dom], offset[dom] = True, 0.0
+    return Templates(core, count, normal, width, premature_log, join, offset)
 
 
 def _normal_shape(geom: Geometry, windows: np.ndarray, width: np.ndarray, dominant_core: np.ndarray,
-                  dominant_width: float, join: float) -> np.ndarray:
-    """[N] bool: beats (or templates' median beats) [N, L] of QRS ``width`` [N] (on their own core, which
-    holds the whole QRS) that have the dominant morphology: their core, realigned on the dominant's,
-    correlates with it at ``join``, and the QRS is not wider or narrower by WIDER (an R-aligned beat; a pre-cut
-    one has only its shape)."""
-    shape = realigned(geom, windows, dominant_core) >= join
-    return shape & (~_conducted_otherwise(width, dominant_width) | (not geom.aligned))
+                  dominant_width: float, join: float) -> tuple[np.ndarray, np.ndarray]:
+    """([N] bool, [N] offset): beats (or templates' median beats) [N, L] of QRS ``width`` [N] (on their own
+    core, which holds the whole QRS) that have the dominant morphology: their core, realigned on the
+    dominant's, correlates with it at ``join``, and the QRS is not wider or narrower by WIDER (an R-aligned
+    beat; a pre-cut one has only its shape); and for those, the realigning shift (0 for the others, whose
+    fiducial has no counterpart on the dominant beat)."""
+    corr, shift = realigned(geom, windows, dominant_core)
+    normal = (corr >= join) & (~_conducted_otherwise(width, dominant_width) | (not geom.aligned))
+    return normal, np.where(normal, shift, 0.0)
 
 
 def normal_join(sim: np.ndarray) -> float:
@@ -278,10 +299,12 @@ class Book:
                              f"{templates.core.shape[1]}")
         self.geom, self.base = geom, templates
         self.dominant = dominant(templates.count, templates.width, geom.aligned)
-        self.core, self.normal, self.width = templates.core, templates.normal, templates.width
+        self.core, self.normal, self.width, self.offset = (templates.core, templates.normal, templates.width,
+                                                           templates.offset)
         self.timing = np.zeros((len(templates.core), 2), dtype=np.int64)  # per template, beats since the enrolment
         # with a known RR, and of them those that came on time
         self._nn, self._last_normal = np.zeros(0), False  # the rhythm so far (``nn_prematurity``)
+        self._last_offset = 0.0  # the offset of the last beat so far (``aligned_rr``)
 
     def classify(self, beats: np.ndarray, rr: np.ndarray | None, usable: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -305,8 +328,10 @@ class Book:
             normal = ok & self.normal[np.maximum(template, 0)]
             after_normal = np.r_[self._last_normal, normal[:-1]]  # prematurity is judged from a normal beat:
             # the sinus beat after an interpolated or a compensated ventricular beat is not early
-            prem, self._nn, self._last_normal = nn_prematurity(np.asarray(rr, dtype=np.float64), normal, self._nn,
-                                                               self._last_normal)
+            offset = np.where(ok, self.offset[np.maximum(template, 0)], 0.0)
+            rr = aligned_rr(np.asarray(rr, dtype=np.float64), offset, self.geom.rate, self._last_offset)
+            self._last_offset = float(offset[-1]) if n else self._last_offset
+            prem, self._nn, self._last_normal = nn_prematurity(rr, normal, self._nn, self._last_normal)
             with np.errstate(divide="ignore", invalid="ignore"):
                 early = (np.log(prem) < self.base.premature_log) & after_normal
                 on_time = np.abs(np.log(prem)) < PREMATURE_MIN  # within sinus variation
@@ -349,9 +374,10 @@ class Book:
                 return base + k
         core = self.geom.cores(beat)
         width = widths(core)
-        normal = _normal_shape(self.geom, beat, width, self.base.core[self.dominant], self.width[self.dominant],
-                               self.base.normal_join)
+        normal, offset = _normal_shape(self.geom, beat, width, self.base.core[self.dominant],
+                                       self.width[self.dominant], self.base.normal_join)
         self.core = np.vstack((self.core, core))
         self.normal = np.r_[self.normal, normal]
         self.width = np.r_[self.width, width]
+        self.offset = np.r_[self.offset, offset]
         return len(self.core) - 1
