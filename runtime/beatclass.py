@@ -10,7 +10,8 @@ every other template against it with physiology. Here:
   correlation of z-scored samples, best over +-SHIFT_S of alignment jitter;
 - the enrolment's usable beats are grouped in order (leader clustering: a beat joins the most similar
   template when the correlation reaches JOIN, else it starts one); each template is then the median of its
-  members, and the dominant one is the narrowest of the largest (``dominant``);
+  members, and the dominant one is the narrowest of the largest, or of those alike in width the one whose beats
+  end the longest intervals (``dominant``);
 - a template has the **normal** morphology when it matches the dominant one, its core cut afresh where it
   best matches the dominant's within +-WIDE_SHIFT_S (``realigned``: the same beat with its fiducial on
   another lobe, R and R' in a bundle branch block, is the same shape), and its QRS, measured on its own
@@ -80,26 +81,28 @@ class Templates:
     normal_join: float  # correlation with the dominant core at which a shape is the normal one
     offset: np.ndarray  # [K] samples from a beat's fiducial to where the dominant's fiducial sits on the same
     # beat: non-zero only for a normal template whose fiducial lies on another lobe (``realigned``)
+    dominant: int  # the wearer's normal template (``dominant``)
 
     def to_dict(self) -> dict:
         return {"core": self.core.tolist(), "count": self.count.tolist(), "normal": self.normal.tolist(),
                 "width": self.width.tolist(), "premature_log": self.premature_log, "normal_join": self.normal_join,
-                "offset": self.offset.tolist()}
+                "offset": self.offset.tolist(), "dominant": self.dominant}
 
     @classmethod
     def from_dict(cls, d: dict) -> Templates:
         t = cls(np.asarray(d["core"], dtype=np.float64), np.asarray(d["count"], dtype=np.int64),
                 np.asarray(d["normal"], dtype=bool), np.asarray(d["width"], dtype=np.float64),
-                float(d["premature_log"]), float(d.get("normal_join", JOIN)),
-                np.asarray(d.get("offset", np.zeros(len(d["core"]))), dtype=np.float64))  # none kept before: 0
+                float(d["premature_log"]), float(d.get("normal_join", JOIN)), np.asarray(d["offset"], dtype=np.float64),
+                int(d["dominant"]))
         k = len(t.core)
         if (t.core.ndim != 2 or k == 0 or any(len(a) != k for a in (t.count, t.normal, t.width, t.offset))
-                or not np.isfinite(t.offset).all()
+                or not np.isfinite(t.offset).all() or not 0 <= t.dominant < k
                 or not np.isfinite(t.core).all() or not (t.count > 0).all() or not math.isfinite(t.premature_log)
                 or not -1.0 <= t.normal_join <= 1.0):
             raise InputError(f"templates: expected K >= 1 finite cores with a count, class, width and finite offset "
-                             f"each, and a normal correlation in [-1, 1], received core {t.core.shape}, count "
-                             f"{t.count.shape}, offset {t.offset.shape}, normal correlation {t.normal_join}")
+                             f"each, a dominant one among them, and a normal correlation in [-1, 1], received core "
+                             f"{t.core.shape}, count {t.count.shape}, offset {t.offset.shape}, dominant {t.dominant}, "
+                             f"normal correlation {t.normal_join}")
         return t
 
 
@@ -173,7 +176,9 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
         members.append([i])
     core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
     count = np.array([len(m) for m in members])
-    t = _classified(geom, core, count, -PREMATURE_MIN, beats, np.array([np.median(beats[m], axis=0) for m in members]))
+    ends = None if rr is None else np.array([_median_known(np.asarray(rr, dtype=np.float64)[m]) for m in members])
+    t = _classified(geom, core, count, -PREMATURE_MIN, beats, np.array([np.median(beats[m], axis=0) for m in members]),
+                    ends)
     if rr is None:
         return t
     template = np.empty(len(beats), dtype=np.int64)
@@ -187,6 +192,12 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
     log_prem = log_prem[np.isfinite(log_prem)]
     spread = robust_sd(log_prem, float(np.median(log_prem))) if log_prem.size else 0.0
     return replace(t, premature_log=-max(PREMATURE_MIN, INLIER_Z * spread))
+
+
+def _median_known(v: np.ndarray) -> float:
+    """Median of the finite values of ``v``; -inf when there are none (no interval known: never the longest)."""
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else -np.inf
 
 
 def aligned_rr(rr: np.ndarray, offset: np.ndarray, rate: float, before: float = 0.0) -> np.ndarray:
@@ -217,16 +228,17 @@ def nn_prematurity(rr: np.ndarray, normal: np.ndarray, history: np.ndarray | Non
 
 
 def _classified(geom: Geometry, core: np.ndarray, count: np.ndarray, premature_log: float, beats: np.ndarray,
-                windows: np.ndarray) -> Templates:
-    """Templates with each one's class against the dominant (the largest), learnt from the enrolment's
-    ``beats`` (``windows``: each template's median beat): a whole pre-cut beat varies more than an R-aligned
-    QRS, so for those the enrolment says how much (``normal_join``)."""
+                windows: np.ndarray, ends: np.ndarray | None) -> Templates:
+    """Templates with each one's class against the dominant, learnt from the enrolment's ``beats``
+    (``windows``: each template's median beat; ``ends``: the median RR its beats end, None for pre-cut beats):
+    a whole pre-cut beat varies more than an R-aligned QRS, so for those the enrolment says how much
+    (``normal_join``)."""
     width = widths(core)
-    dom = dominant(count, width, geom.aligned)
+    dom = dominant(count, width, geom.aligned, ends)
     join = JOIN if geom.aligned else normal_join(similarity(geom, beats, core[dom][None], geom.shift)[:, 0])
     normal, offset = _normal_shape(geom, windows, width, core[dom], width[dom], join)
     normal[dom], offset[dom] = True, 0.0
-    return Templates(core, count, normal, width, premature_log, join, offset)
+    return Templates(core, count, normal, width, premature_log, join, offset, dom)
 
 
 def _normal_shape(geom: Geometry, windows: np.ndarray, width: np.ndarray, dominant_core: np.ndarray,
@@ -260,15 +272,23 @@ def normal_join(sim: np.ndarray) -> float:
     return float((v[k] + v[k + 1]) / 2) if d > SEPARATED else min(JOIN, float(v[0]))
 
 
-def dominant(count: np.ndarray, width: np.ndarray, aligned: bool = True) -> int:
+def dominant(count: np.ndarray, width: np.ndarray, aligned: bool = True, ends: np.ndarray | None = None) -> int:
     """The wearer's normal template: of those holding at least DOMINANT_SHARE of the largest one's beats, the
     one with the narrowest QRS (normal conduction is the fastest). With frequent ectopy a ventricular template
-    can be as large as the normal one; it is never narrower. Pre-cut beats (not ``aligned`` on their R peak)
-    have no QRS width to compare, only the whole beat: the largest template."""
+    can be as large as the normal one; it is never narrower by WIDER. Where the large ones are alike in width
+    (a bundle branch block beside ventricular beats in bigeminy), timing decides: ectopic beats come early, so
+    the normal template is the one whose beats end the longest intervals (``ends``: each template's median
+    RR; without them, the narrowest). Pre-cut beats (not ``aligned`` on their R peak) have no QRS width to
+    compare, only the whole beat: the largest template."""
     if not aligned:
         return int(np.argmax(count))
     big = np.flatnonzero(count >= DOMINANT_SHARE * count.max())
-    return int(big[np.argmin(width[big])])
+    narrowest = int(big[np.argmin(width[big])])
+    if ends is None:
+        return narrowest
+    alike = big[~_conducted_otherwise(width[big], width[narrowest]) & (big != narrowest)]
+    alike = np.r_[narrowest, alike]  # first: ties (or no interval known) keep the narrowest
+    return int(alike[np.argmax(ends[alike])])
 
 
 def _conducted_otherwise(width: np.ndarray, dominant: float) -> np.ndarray:
@@ -298,7 +318,7 @@ class Book:
             raise InputError(f"templates: expected cores of {geom.width} samples (this model's window), received "
                              f"{templates.core.shape[1]}")
         self.geom, self.base = geom, templates
-        self.dominant = dominant(templates.count, templates.width, geom.aligned)
+        self.dominant = templates.dominant
         self.core, self.normal, self.width, self.offset = (templates.core, templates.normal, templates.width,
                                                            templates.offset)
         self.timing = np.zeros((len(templates.core), 2), dtype=np.int64)  # per template, beats since the enrolment

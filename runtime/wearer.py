@@ -27,8 +27,9 @@ from .io import write_json
 from .robust import INLIER_Z, nan_median_rows, robust_sd, typical
 
 FORMAT = "ecgae-wearer-profile"
-FORMAT_VERSION = 4  # 2: a premature next beat ends the beat's own part; 3: prematurity over the median RR;
-# 4: beat templates (features or contents changed each time: calibrate again)
+FORMAT_VERSION = 5  # 2: a premature next beat ends the beat's own part; 3: prematurity over the median RR;
+# 4: beat templates; 5: the templates' offsets and the dominant one chosen by timing where widths are alike
+# (features or contents changed each time: calibrate again)
 RR_HISTORY = 8  # previous RR intervals whose median defines a beat's expected interval (prematurity)
 RR_MIN_HISTORY = 3  # fewer known intervals among them give no expectation: of two, one missed beat is half
 MIN_BEATS = 20  # fewer baseline beats cannot give a median, a MAD and a 1 % quantile worth trusting

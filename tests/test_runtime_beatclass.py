@@ -171,11 +171,12 @@ def test_templates_round_trip_and_refuse_damage():
     assert again.premature_log == t.premature_log == -beatclass.PREMATURE_MIN
     assert again.normal_join == t.normal_join == beatclass.JOIN  # R-aligned cores keep the fixed correlation
     np.testing.assert_array_equal(again.offset, t.offset)
-    older = {k: v for k, v in t.to_dict().items() if k not in ("normal_join", "offset")}  # saved before they existed
+    assert again.dominant == t.dominant
+    older = {k: v for k, v in t.to_dict().items() if k != "normal_join"}  # a profile saved before it existed
     assert Templates.from_dict(older).normal_join == beatclass.JOIN
-    np.testing.assert_array_equal(Templates.from_dict(older).offset, np.zeros(len(t.core)))
-    with pytest.raises(InputError, match="templates"):
-        Templates.from_dict({**t.to_dict(), "offset": [np.nan] * len(t.core)})
+    for damage in ({"offset": [np.nan] * len(t.core)}, {"offset": []}, {"dominant": len(t.core)}, {"dominant": -1}):
+        with pytest.raises(InputError, match="templates"):
+            Templates.from_dict({**t.to_dict(), **damage})
     with pytest.raises(InputError, match="templates"):
         Templates.from_dict({**t.to_dict(), "normal_join": 2.0})
     with pytest.raises(InputError, match="templates"):
@@ -308,3 +309,30 @@ def test_a_fiducial_alternating_between_two_lobes_does_not_make_beats_premature(
     unaligned = Templates.from_dict({**templates.to_dict(), "offset": [0.0, 0.0]})
     got, _ = Book(unaligned, geom).classify(beats[20:], rr[20:], np.ones(20, dtype=bool))
     assert (got[flipped[20:]][2:] == "S").all()  # the first two come before the book has NN_MIN intervals
+
+
+def test_of_two_large_templates_alike_in_width_the_one_ending_the_longer_intervals_is_dominant():
+    """Bigeminy of two wide shapes alike in width (a bundle branch block beside ventricular beats, record 207):
+    the ectopic beats, a few more of them and the narrower by a little, end the short coupling intervals; the
+    conducted ones end the long pauses, and they are the wearer's normal. Where the widths differ by WIDER, the
+    narrowest stays dominant whatever the timing (ventricular beats are never narrower)."""
+    n, pre = 450, 150
+    geom = Geometry(n, pre, FS)
+    t = np.arange(n, dtype=np.float64)
+
+    def beat(sd: float, sign: float) -> np.ndarray:
+        d = (t - pre) / sd
+        return sign * d * np.exp(-d * d / 2)
+
+    rng = np.random.default_rng(4)
+    for conducted_sd, ectopic_sd, want in ((11.0, 10.0, "conducted"), (14.0, 10.0, "narrowest")):
+        ectopic = np.arange(41) % 2 == 0  # 21 ectopic, 20 conducted
+        beats = np.vstack([beat(ectopic_sd, 1.0) if e else beat(conducted_sd, -1.0) for e in ectopic])
+        beats += 0.01 * rng.standard_normal(beats.shape)
+        rr = np.where(ectopic, 0.5, 1.3)
+        t_ = learn(geom, beats, rr)
+        assert len(t_.core) == 2 and t_.count.tolist() == [21, 20]
+        wider = t_.width[1] / t_.width[0]
+        assert (wider < beatclass.WIDER) == (want == "conducted")
+        assert t_.dominant == (1 if want == "conducted" else 0)
+        assert t_.normal.tolist() == [t_.dominant == 0, t_.dominant == 1]
