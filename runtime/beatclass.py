@@ -163,6 +163,7 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
     """Templates of the enrolment's usable beats [N, L] in time order (see the module docstring); ``rr``:
     their RR in seconds (NaN when unknown; None for pre-cut beats), whose prematurity spread over the beats
     of normal morphology sets how early a beat must be to be premature."""
+    rr = None if rr is None else np.asarray(rr, dtype=np.float64)
     members: list[list[int]] = []
     cores: list[np.ndarray] = []
     for i in range(len(beats)):
@@ -176,7 +177,7 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
         members.append([i])
     core = _zscore(np.array([np.median(geom.cores(beats[m]), axis=0) for m in members]))
     count = np.array([len(m) for m in members])
-    ends = None if rr is None else np.array([_median_known(np.asarray(rr, dtype=np.float64)[m]) for m in members])
+    ends = None if rr is None else np.array([_median_known(rr[m]) for m in members])
     t = _classified(geom, core, count, -PREMATURE_MIN, beats, np.array([np.median(beats[m], axis=0) for m in members]),
                     ends)
     if rr is None:
@@ -185,7 +186,7 @@ def learn(geom: Geometry, beats: np.ndarray, rr: np.ndarray | None) -> Templates
     for k, m in enumerate(members):
         template[m] = k
     normal = t.normal[template]
-    prem, _, _ = nn_prematurity(aligned_rr(np.asarray(rr, dtype=np.float64), t.offset[template], geom.rate), normal)
+    prem, _, _ = nn_prematurity(aligned_rr(rr, t.offset[template], geom.rate), normal)
     nn = normal & np.r_[False, normal[:-1]]  # sinus variability: intervals between two normal beats
     with np.errstate(divide="ignore", invalid="ignore"):
         log_prem = np.log(prem[nn])
